@@ -1,0 +1,45 @@
+# Two commands a newcomer needs: `make demo` and `make test`.
+# Both create .venv/ on first use with everything installed.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.mmnpc-installed
+# CPU wheel by default. GPU users: make TORCH_SPEC="torch==2.5.1 --index-url <CUDA index>" MMCV_FORCE_CUDA=1
+TORCH_SPEC ?= torch==2.13.0
+MMCV_FORCE_CUDA ?= 0
+DEMO_DIR ?= work_dirs/demo
+
+.PHONY: venv test test-fast demo bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade "pip>=23,<25"
+	$(PIP) install -q $(TORCH_SPEC) "numpy>=1.24,<2.3" wheel ninja opencv-python-headless
+	# mmcv 2.1.0 has no wheel for this torch: build it with its CPU ops.
+	# Its setup.py needs setuptools<70; torch wants >=77 at run time, so restore it after.
+	$(PY) -c "import mmcv.ops" 2>/dev/null || { \
+	  $(PIP) install -q "setuptools<70" && \
+	  MMCV_WITH_OPS=1 FORCE_CUDA=$(MMCV_FORCE_CUDA) MAX_JOBS=$${MAX_JOBS:-2} \
+	    $(PIP) install --no-build-isolation mmcv==2.1.0; }
+	$(PIP) install -q "setuptools>=77.0.3"
+	$(PIP) install -q -e ".[test]"
+	$(PY) -c "import mmnpc, data_prep, mmdet, mmcv.ops"
+	touch $@
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not slow"
+
+demo: $(STAMP)
+	$(PY) tools/demo.py --work-dir $(DEMO_DIR)
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) work_dirs/demo
