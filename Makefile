@@ -26,6 +26,9 @@ $(STAMP): pyproject.toml Makefile
 	    $(PIP) install --no-build-isolation mmcv==2.1.0; }
 	$(PIP) install -q "setuptools>=77.0.3"
 	$(PIP) install -q -e ".[test]"
+	# mmengine pulls the GUI build opencv-python; both ship cv2/, so keep only the headless one.
+	$(PIP) uninstall -q -y opencv-python 2>/dev/null || true
+	$(PIP) install -q --force-reinstall --no-deps "opencv-python-headless>=4.8"
 	$(PY) -c "import mmnpc, data_prep, mmdet, mmcv.ops"
 	touch $@
 

@@ -1,0 +1,400 @@
+"""Convert a whole cohort into the detector's dataset (library code; raises, never exits).
+
+Input::
+
+    COHORT/clinical.csv            one row per patient (see data_prep.clinical)
+    COHORT/<patient_id>/...        DICOM MR series + RTSTRUCT per patient
+
+Output (``OUT``)::
+
+    <seq>/images/<patient_id>_<seq>_<index:04d>.jpg   (seq in options.sequences)
+    <seq>/annotations/train.json, val.json            COCO instances (data_prep.coco_writer)
+    clinical.csv                                      validated table + split column
+    manifest.json                                     per patient/sequence info + parameters
+
+Atomicity and resume: everything is built in the staging folder ``OUT.partial``
+next to ``OUT`` and renamed into place at the very end, so a failed run never
+leaves an ``OUT``. Each patient is converted into
+``OUT.partial/.work/patients/<patient_id>/`` (its JPEGs plus ``fragment.json``,
+written last, as the done marker). A failed run keeps the staging folder; the
+next run with the same conversion options re-uses every patient whose fragment
+is complete and whose input files (names, sizes, modification times) are
+unchanged, and converts only the rest. Splitting happens after conversion, so a
+different seed, fraction or split file re-uses all fragments.
+
+Output bytes depend only on the input and parameters (sorted processing order,
+deterministic JSON, identical JPEG encoding), whatever ``workers`` is.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from tqdm import tqdm
+
+from data_prep import __version__
+from data_prep import coco_writer
+from data_prep.clinical import check_patients_match, read_clinical, write_clinical
+from data_prep.coco_writer import dumps_json, to_json_value, write_json
+from data_prep.options import PrepOptions, load_options
+from data_prep.patient import prepare_patient
+from data_prep.split import SPLITS, patients_by_split, read_split_file, stratified_split
+from data_prep.types import SEQUENCES, DataPrepError, PreparedSequence
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = 'mmnpc-data-prep'  # marks a folder this module wrote (checked before replacing)
+_WORK = '.work'
+_FRAGMENT = 'fragment.json'
+_RUN_FILE = 'run.json'
+# Keys never copied from PreparedSequence.info into the manifest (defence in depth: no PHI).
+_FORBIDDEN_INFO_WORDS = ('uid', 'date', 'time', 'patientname', 'birth', 'accession',
+                         'institution', 'physician', 'operator')
+
+
+def convert_cohort(cohort: Path, out: Path, *, val_fraction: float = 0.25, seed: int = 0,
+                   workers: int = 1, split_file: Path | None = None,
+                   options: PrepOptions | None = None, overwrite: bool = False,
+                   progress: bool = True) -> dict:
+    """Convert ``cohort`` into ``out`` (layout in the module docstring); return a summary.
+
+    val_fraction, seed: stratified patient split (ignored when ``split_file`` is given).
+    workers: patients converted in parallel processes (1 = in this process).
+    options: conversion options; None = ``load_options(None)`` (the defaults).
+    overwrite: replace an existing ``out`` (only one this function wrote, or an empty folder).
+
+    Returns ``{'out', 'patients': {split: n}, 'sequences': {seq: {split: {'images',
+    'images_with_annotations', 'annotations'}}}, 'converted_patients', 'reused_patients',
+    'warnings'}``. Raises DataPrepError on bad input or arguments.
+    """
+    cohort, out = Path(cohort).resolve(), Path(out).resolve()
+    options = load_options(None) if options is None else options
+    _check_arguments(cohort, out, workers, overwrite, options)
+    clinical = read_clinical(cohort / 'clinical.csv')
+    patients = _patient_folders(cohort)
+    check_patients_match(clinical, patients, cohort)
+    if split_file is not None:
+        splits = read_split_file(Path(split_file), patients)
+        digest = hashlib.sha256(Path(split_file).read_bytes()).hexdigest()
+        split_source = f'split file sha256:{digest}'
+    else:
+        splits = stratified_split(clinical, val_fraction, seed)
+        split_source = 'stratified by msom'
+
+    staging = staging_dir(out)
+    run_fingerprint = _fingerprint({'mmnpc_version': __version__, 'options': options})
+    _open_staging(staging, run_fingerprint)
+    fingerprints = {pid: _fingerprint([run_fingerprint, _listing(cohort / pid)])
+                    for pid in patients}
+    pending = [pid for pid in patients if not _fragment_done(staging, pid, fingerprints[pid])]
+    logger.info('%d patients to convert, %d re-used from %s', len(pending),
+                len(patients) - len(pending), staging)
+    _convert_patients(cohort, staging, pending, fingerprints, options, workers, progress)
+
+    fragments = {pid: _read_fragment(staging, pid) for pid in patients}
+    counts = _assemble(staging, fragments, splits, options.sequences)
+    write_clinical(clinical, splits, staging / 'clinical.csv')
+    parameters = {'seed': seed, 'val_fraction': val_fraction, 'split_source': split_source,
+                  'options': options, 'jpeg_quality': coco_writer.JPEG_QUALITY}
+    write_json(staging / 'manifest.json', _manifest(fragments, splits, parameters, counts),
+               indent=2)
+    shutil.rmtree(staging / _WORK)
+    _move_into_place(staging, out)
+    return {
+        'out': str(out),
+        'patients': {name: len(ids) for name, ids in patients_by_split(splits).items()},
+        'sequences': counts,
+        'converted_patients': len(pending),
+        'reused_patients': len(patients) - len(pending),
+        'warnings': {pid: fragment['warnings'] for pid, fragment in fragments.items()
+                     if fragment['warnings']},
+    }
+
+
+def staging_dir(out: Path) -> Path:
+    """The staging folder used (and kept on failure, for resume) while writing ``out``."""
+    out = Path(out).resolve()
+    return out.with_name(out.name + '.partial')
+
+
+# --- checks -----------------------------------------------------------------------------
+
+def _check_arguments(cohort: Path, out: Path, workers: int, overwrite: bool,
+                     options: PrepOptions) -> None:
+    """Refuse bad arguments before anything is written."""
+    if not cohort.is_dir():
+        raise DataPrepError(f'{cohort}: cohort folder not found')
+    if workers < 1:
+        raise DataPrepError(f'workers must be >= 1, got {workers}')
+    unknown = sorted(set(options.sequences) - set(SEQUENCES))
+    if unknown or not options.sequences:
+        raise DataPrepError(f'options.sequences must be a non-empty subset of {list(SEQUENCES)}, '
+                            f'got {list(options.sequences)}')
+    if out == cohort or cohort in out.parents or out in cohort.parents:
+        raise DataPrepError(f'{out}: output must lie outside the cohort folder {cohort} '
+                            'and must not contain it')
+    if out.exists():
+        if not overwrite:
+            raise DataPrepError(f'{out} already exists; pass overwrite=True (--overwrite) '
+                                'to replace it')
+        _check_replaceable(out)
+
+
+def _check_replaceable(out: Path) -> None:
+    """Only an empty folder or one this module wrote may be replaced (never e.g. $HOME)."""
+    if out.is_dir() and not any(out.iterdir()):
+        return
+    try:
+        manifest = json.loads((out / 'manifest.json').read_text(encoding='utf-8'))
+        if manifest.get('format') == MANIFEST_FORMAT:
+            return
+    except (OSError, ValueError, AttributeError):
+        pass
+    raise DataPrepError(f'{out} exists and is not a data_prep output (no {MANIFEST_FORMAT} '
+                        'manifest.json); refusing to replace it')
+
+
+def _patient_folders(cohort: Path) -> list[str]:
+    """Sorted names of the patient folders (non-hidden sub-folders) of the cohort."""
+    return sorted(p.name for p in cohort.iterdir() if p.is_dir() and not p.name.startswith('.'))
+
+
+# --- staging and resume -----------------------------------------------------------------
+
+def _fingerprint(value: object) -> str:
+    """sha256 of the deterministic JSON of ``value``."""
+    return hashlib.sha256(dumps_json(value).encode('utf-8')).hexdigest()
+
+
+def _listing(patient_dir: Path) -> list[list]:
+    """(relative path, size in bytes, mtime in ns) of every file under a patient folder."""
+    files = sorted(p for p in patient_dir.rglob('*') if p.is_file())
+    return [[p.relative_to(patient_dir).as_posix(), p.stat().st_size, p.stat().st_mtime_ns]
+            for p in files]
+
+
+def _open_staging(staging: Path, run_fingerprint: str) -> None:
+    """Create the staging folder, or keep one left by an earlier run with the same options."""
+    run_file = staging / _WORK / _RUN_FILE
+    if staging.exists():
+        if _read_json(run_file).get('fingerprint') == run_fingerprint:
+            logger.info('resuming in %s', staging)
+            for leftover in staging.iterdir():  # pieces of an interrupted final assembly
+                if leftover.name == _WORK:
+                    continue
+                if leftover.is_dir():
+                    shutil.rmtree(leftover)
+                else:
+                    leftover.unlink()
+            return
+        if not run_file.is_file() and any(staging.iterdir()):
+            raise DataPrepError(f'{staging} exists and was not written by data_prep; '
+                                'remove it or choose another output folder')
+        if run_file.is_file():
+            logger.warning('discarding the partial work in %s: it was made with other '
+                           'conversion options or another mmnpc version', staging)
+        shutil.rmtree(staging)
+    (staging / _WORK / 'patients').mkdir(parents=True)
+    write_json(run_file, {'fingerprint': run_fingerprint})
+
+
+def _patient_work_dir(staging: Path, patient_id: str) -> Path:
+    return staging / _WORK / 'patients' / patient_id
+
+
+def _fragment_done(staging: Path, patient_id: str, fingerprint: str) -> bool:
+    """True when the patient's fragment exists, matches ``fingerprint`` and has all its JPEGs."""
+    work = _patient_work_dir(staging, patient_id)
+    fragment = _read_json(work / _FRAGMENT)
+    return fragment.get('fingerprint') == fingerprint and all(
+        (work / sequence / record['image']['file_name']).is_file()
+        for sequence, entry in fragment['sequences'].items() for record in entry['slices'])
+
+
+def _read_fragment(staging: Path, patient_id: str) -> dict:
+    return json.loads((_patient_work_dir(staging, patient_id) / _FRAGMENT).read_text('utf-8'))
+
+
+def _read_json(path: Path) -> dict:
+    """The JSON object in ``path``, or {} when it is missing or unreadable."""
+    try:
+        value = json.loads(path.read_text(encoding='utf-8'))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+# --- per-patient conversion -------------------------------------------------------------
+
+def _convert_patients(cohort: Path, staging: Path, pending: list[str],
+                      fingerprints: dict[str, str], options: PrepOptions, workers: int,
+                      progress: bool) -> None:
+    """Convert the pending patients, serially or in ``workers`` processes."""
+    tasks = [(cohort / pid, pid, options, _patient_work_dir(staging, pid), fingerprints[pid])
+             for pid in pending]
+    bar = tqdm(total=len(tasks), desc='patients', unit='patient', disable=not progress)
+    with bar:
+        if workers == 1 or len(tasks) <= 1:
+            for task in tasks:
+                bar.set_postfix_str(task[1])
+                convert_patient(*task)
+                bar.update()
+            return
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+            futures = {pool.submit(convert_patient, *task): task[1] for task in tasks}
+            for future in as_completed(futures):
+                error = future.exception()
+                if error is not None:
+                    for other in futures:
+                        other.cancel()  # running ones finish (their fragments serve a resume)
+                    logger.error('patient %s failed', futures[future])
+                    raise error
+                bar.set_postfix_str(futures[future])
+                bar.update()
+
+
+def convert_patient(patient_dir: Path, patient_id: str, options: PrepOptions, work: Path,
+                    fingerprint: str) -> None:
+    """Convert one patient into ``work`` (JPEGs per sequence + ``fragment.json``, written last)."""
+    if work.exists():
+        shutil.rmtree(work)
+    prepared = prepare_patient(patient_dir, patient_id, options, require_contours=True)
+    missing = [s for s in options.sequences if s not in prepared]
+    if missing:
+        raise DataPrepError(f'patient {patient_id} ({patient_dir}): no {missing} series converted')
+    fragment = {'fingerprint': fingerprint, 'patient_id': patient_id, 'sequences': {},
+                'warnings': []}
+    for sequence in options.sequences:
+        entry = _write_sequence(prepared[sequence], patient_id, sequence, work / sequence)
+        fragment['sequences'][sequence] = entry
+        fragment['warnings'] += list(entry['info'].get('warnings', []))
+    write_json(work / _FRAGMENT, fragment)
+
+
+def _write_sequence(prepared: PreparedSequence, patient_id: str, sequence: str,
+                    folder: Path) -> dict:
+    """Write one sequence's JPEGs; return its fragment entry (info + per-slice COCO records)."""
+    if prepared.patient_id != patient_id or prepared.sequence != sequence:
+        raise DataPrepError(f'patient {patient_id}: prepared data is labelled '
+                            f'{prepared.patient_id}/{prepared.sequence}, expected {sequence}')
+    folder.mkdir(parents=True)
+    records = []
+    for slice_ in sorted(prepared.slices, key=lambda s: s.index):
+        name = coco_writer.image_file_name(patient_id, sequence, slice_.index)
+        if (folder / name).exists():
+            raise DataPrepError(f'patient {patient_id} {sequence}: slice index {slice_.index} '
+                                'appears twice')
+        try:
+            coco_writer.write_jpeg(folder / name, slice_.image)
+            annotations = coco_writer.slice_annotations(slice_.masks, slice_.image.shape)
+        except DataPrepError as err:
+            raise DataPrepError(f'patient {patient_id}, {sequence} slice {slice_.index}: '
+                                f'{err}') from err
+        records.append({'image': coco_writer.image_entry(slice_, patient_id, sequence, name),
+                        'annotations': annotations})
+    return {'info': _safe_info(prepared.info, patient_id), 'slices': records}
+
+
+def _safe_info(info: dict, patient_id: str) -> dict:
+    """``info`` as plain JSON, without keys that could carry identifiers (UIDs, dates, names)."""
+    kept = {}
+    for key, value in info.items():
+        squashed = key.lower().replace('_', '')
+        if any(word in squashed for word in _FORBIDDEN_INFO_WORDS):
+            logger.warning('patient %s: manifest key %r left out (may identify the patient)',
+                           patient_id, key)
+            continue
+        kept[key] = to_json_value(value)
+    return kept
+
+
+# --- assembly ---------------------------------------------------------------------------
+
+def _assemble(staging: Path, fragments: dict[str, dict], splits: dict[str, str],
+              sequences: tuple[str, ...]) -> dict:
+    """Move JPEGs into ``<seq>/images`` and write ``<seq>/annotations/<split>.json``.
+
+    Images and annotations are numbered from 1 per json, in (patient, slice
+    index) order. Returns the counts per sequence and split.
+    """
+    by_split = patients_by_split(splits)
+    counts = {}
+    for sequence in sequences:
+        images_dir = staging / sequence / 'images'
+        annotations_dir = staging / sequence / 'annotations'
+        images_dir.mkdir(parents=True)
+        annotations_dir.mkdir()
+        counts[sequence] = {}
+        for split in SPLITS:
+            records = []
+            for pid in by_split[split]:
+                for record in fragments[pid]['sequences'][sequence]['slices']:
+                    name = record['image']['file_name']
+                    os.replace(_patient_work_dir(staging, pid) / sequence / name, images_dir / name)
+                    records.append((record['image'], record['annotations']))
+            coco = coco_writer.build_coco(
+                records, f'mmnpc {__version__} data_prep: {sequence} {split}')
+            write_json(annotations_dir / f'{split}.json', coco)
+            counts[sequence][split] = {
+                'patients': len(by_split[split]),
+                'images': len(coco['images']),
+                'images_with_annotations': len({a['image_id'] for a in coco['annotations']}),
+                'annotations': len(coco['annotations']),
+            }
+        _check_split_integrity(staging, sequence)
+    return counts
+
+
+def _check_split_integrity(staging: Path, sequence: str) -> None:
+    """No patient in two splits, and exactly the referenced JPEGs on disk (written files)."""
+    patients, names = {}, set()
+    for split in SPLITS:
+        coco = json.loads((staging / sequence / 'annotations' / f'{split}.json').read_text('utf-8'))
+        patients[split] = {image['patient_id'] for image in coco['images']}
+        names |= {image['file_name'] for image in coco['images']}
+    shared = set.intersection(*patients.values())
+    if shared:
+        raise RuntimeError(f'{sequence}: patients in more than one split: {sorted(shared)}')
+    on_disk = {p.name for p in (staging / sequence / 'images').iterdir()}
+    if on_disk != names:
+        raise RuntimeError(f'{sequence}: images on disk differ from the COCO files '
+                           f'({len(on_disk ^ names)} files)')
+
+
+def _manifest(fragments: dict[str, dict], splits: dict[str, str], parameters: dict,
+              counts: dict) -> dict:
+    """The manifest: format marker, version, parameters, per-patient info, counts."""
+    patients = {}
+    for pid, fragment in fragments.items():
+        sequences = {}
+        for sequence, entry in fragment['sequences'].items():
+            sequences[sequence] = {
+                **entry['info'],
+                'n_images': len(entry['slices']),
+                'n_annotations': sum(len(r['annotations']) for r in entry['slices']),
+            }
+        patients[pid] = {'split': splits[pid], 'sequences': sequences}
+    return {'format': MANIFEST_FORMAT, 'mmnpc_version': __version__,
+            'parameters': parameters, 'counts': counts, 'patients': patients}
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    """Rename ``staging`` to ``out``; an existing ``out`` is set aside first, then deleted."""
+    if not out.exists():
+        os.rename(staging, out)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f'.{out.name}.old-', dir=out.parent))
+    os.rename(out, aside / out.name)
+    try:
+        os.rename(staging, out)
+    except OSError:
+        os.rename(aside / out.name, out)
+        aside.rmdir()
+        raise
+    shutil.rmtree(aside)

@@ -1,0 +1,143 @@
+"""Conversion options: which series is which sequence, which ROI is which class.
+
+The defaults recognise the usual head-and-neck MR naming. A cohort that names
+its series or ROIs differently supplies a JSON *mapping file*; every key is
+optional and a key that is given REPLACES the default for that entry::
+
+    {
+      "sequence_patterns": {
+        "cet1": ["^t1_fs_tra_post$", "vibe.*gd"],
+        "t2":   ["^t2_tse_tra"],
+        "t1":   ["^t1_tse_tra$"]
+      },
+      "roi_aliases": {
+        "GTV":   ["gtv", "gtvnx", "tumour"],
+        "GTVln": ["gtvnd", "nodes"]
+      }
+    }
+
+``sequence_patterns``: sequence -> list of Python regular expressions, searched
+(``re.search``, case-insensitive) in the series' SeriesDescription. A series is
+given the first sequence, in the order cet1, t2, t1 (then any extra sequence in
+file order), for which any of its patterns matches; series matching nothing are
+ignored. ``roi_aliases``: class -> list of ROI names. ROI names and aliases are
+compared after normalisation (lower case, spaces, '-' and '_' removed) and an
+ROI name may carry a trailing laterality/number suffix ('GTVnd_L', 'GTVln2',
+'GTVn right'); ROIs matching no class are ignored.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from data_prep.types import CLASSES, OUTPUT_SIZE, SEQUENCES, DataPrepError
+
+# Markers are matched as tokens: 't1'/'t2' not glued to other digits or letters
+# before them ('T1FS', 'T2WI' count; 'DT2', 'T10' do not); contrast words not glued
+# to other letters ('T1Gd', 'T1_CE' count; 'sequence', 'space' do not).
+_T1 = r'(?<![a-z0-9])t1(?![0-9])'
+_T2 = r'(?<![a-z0-9])t2(?![0-9])'
+_CONTRAST = (r'(?<![a-z])(?:post|gd|gad|gado|ce|contrast|enh|enhanced|t1c|t1ce)(?![a-z])'
+             r'|\+c(?![a-z])|(?<![a-z])c\+')
+_NON_CONTRAST = r'(?<![a-z])(?:pre|precontrast|non|noncontrast|without|w/o)(?![a-z])'
+
+DEFAULT_SEQUENCE_PATTERNS: dict[str, list[str]] = {
+    # contrast marker, no "pre"/"non" marker, and a T1 marker or no T2 marker
+    'cet1': [rf'^(?=.*(?:{_CONTRAST}))(?!.*{_NON_CONTRAST})(?:(?=.*{_T1})|(?!.*{_T2}))'],
+    't2': [_T2],
+    't1': [_T1],
+}
+DEFAULT_ROI_ALIASES: dict[str, list[str]] = {
+    'GTV': ['gtv', 'gtvnx', 'gtvp', 'gtvt', 'gtvprimary', 'gtvnp', 'gtvpt'],
+    'GTVln': ['gtvln', 'gtvnd', 'gtvn', 'gtvnode', 'gtvnodes', 'gtvlymph'],
+}
+_ROI_SUFFIX = r'(?:left|right|l|r|\d+)*'
+
+
+@dataclass
+class PrepOptions:
+    """Everything that steers the DICOM -> slices conversion.
+
+    sequence_patterns: sequence -> regexes on SeriesDescription (order = priority).
+    roi_aliases: class -> ROI names (compared normalised, see module docstring).
+    sequences: the sequences to convert for every patient.
+    output_size: px, side of the square output slices.
+    intensity_percentiles: (low, high) percent of in-volume voxels mapped to 1 and 255.
+    """
+
+    sequence_patterns: dict[str, list[str]] = field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_SEQUENCE_PATTERNS.items()})
+    roi_aliases: dict[str, list[str]] = field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_ROI_ALIASES.items()})
+    sequences: tuple[str, ...] = SEQUENCES
+    output_size: int = OUTPUT_SIZE
+    intensity_percentiles: tuple[float, float] = (0.5, 99.5)
+
+    def sequence_of(self, description: str) -> str | None:
+        """The sequence a SeriesDescription belongs to, or None."""
+        text = description.lower()
+        for sequence, patterns in self.sequence_patterns.items():
+            if any(re.search(p, text, flags=re.IGNORECASE) for p in patterns):
+                return sequence
+        return None
+
+    def class_of(self, roi_name: str) -> str | None:
+        """The class (GTV/GTVln) an RTSTRUCT ROI name belongs to, or None."""
+        name = normalise_roi_name(roi_name)
+        for cls, aliases in self.roi_aliases.items():
+            stems = '|'.join(re.escape(normalise_roi_name(a)) for a in aliases)
+            if stems and re.fullmatch(f'(?:{stems}){_ROI_SUFFIX}', name):
+                return cls
+        return None
+
+
+def normalise_roi_name(name: str) -> str:
+    """Lower case without spaces, '-' and '_' ('GTV_nd-L ' -> 'gtvndl')."""
+    return re.sub(r'[\s\-_]', '', name).lower()
+
+
+def load_options(mapping_file: Path | None) -> PrepOptions:
+    """Default options, overridden by a JSON mapping file (format: module docstring)."""
+    options = PrepOptions()
+    if mapping_file is None:
+        return options
+    try:
+        mapping = json.loads(Path(mapping_file).read_text(encoding='utf-8'))
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataPrepError(f'mapping file {mapping_file}: cannot read JSON ({err})') from err
+    if not isinstance(mapping, dict):
+        raise DataPrepError(f'mapping file {mapping_file}: expected a JSON object')
+    unknown = set(mapping) - {'sequence_patterns', 'roi_aliases'}
+    if unknown:
+        raise DataPrepError(f'mapping file {mapping_file}: unknown keys {sorted(unknown)}')
+    patterns = _string_lists(mapping.get('sequence_patterns', {}), mapping_file,
+                             'sequence_patterns')
+    for patterns_of_seq in patterns.values():
+        for pattern in patterns_of_seq:
+            _check_regex(pattern, mapping_file)
+    options.sequence_patterns.update(patterns)
+    aliases = _string_lists(mapping.get('roi_aliases', {}), mapping_file, 'roi_aliases')
+    bad = set(aliases) - set(CLASSES)
+    if bad:
+        raise DataPrepError(f'mapping file {mapping_file}: roi_aliases for unknown classes '
+                            f'{sorted(bad)} (classes: {list(CLASSES)})')
+    options.roi_aliases.update(aliases)
+    return options
+
+
+def _string_lists(value: object, mapping_file: Path, key: str) -> dict[str, list[str]]:
+    """Validate ``{str: [str, ...]}`` from the mapping file."""
+    if not isinstance(value, dict) or not all(
+            isinstance(v, list) and all(isinstance(s, str) for s in v) for v in value.values()):
+        raise DataPrepError(f'mapping file {mapping_file}: "{key}" must map names to '
+                            'lists of strings')
+    return {str(k): list(v) for k, v in value.items()}
+
+
+def _check_regex(pattern: str, mapping_file: Path) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as err:
+        raise DataPrepError(f'mapping file {mapping_file}: bad regex {pattern!r} ({err})') from err

@@ -1,0 +1,146 @@
+"""Resample a native MR volume (+ class masks) to axial 1 mm, then to 512 x 512 slices.
+
+Two steps, as in the paper's preprocessing (1 mm for every scanner):
+
+1. SimpleITK resampling (linear) onto an axis-aligned 1 mm grid (direction =
+   identity) whose in-plane field of view is a square of S whole mm, centred on
+   the physical bounding box of the native voxels (their outer edges, all 8
+   corners), padded with 0 outside them; z runs from the lowest to the highest
+   native voxel centre (= slice centre for an axial series) in 1 mm steps.
+   Intensities are then clipped to percentiles of the in-volume voxels and
+   mapped to 1..255 (uint8); padding stays 0.
+2. Each axial slice resized S x S -> 512 x 512 with cv2.resize (INTER_LINEAR).
+   cv2 maps output pixel u to source coordinate (u + 0.5) * S / 512 - 0.5, so
+   its centre lies at x_edge + (u + 0.5) * S / 512 mm (x_edge = left edge of
+   the square). Hence spacing_mm = S / 512 and origin_mm = edge + spacing / 2.
+
+Masks follow the same path as float images (linear interpolation) and are
+thresholded at 0.5 once, after the second step, so that a boundary lands where
+the interpolated mask crosses 0.5 without an intermediate rounding to 1 mm.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import product
+
+import cv2
+import numpy as np
+import SimpleITK as sitk
+
+from data_prep.options import PrepOptions
+from data_prep.types import DataPrepError, PreparedSlice, Volume
+
+_MM_TOL = 1e-6  # mm, absorbs float noise before rounding extents to whole mm
+
+
+@dataclass(frozen=True)
+class CanonicalGrid:
+    """The axis-aligned 1 mm grid a native volume is resampled to (LPS mm)."""
+
+    side_mm: int  # S: the square in-plane field of view is S x S mm = S x S voxels
+    x_edge: float  # LPS x of the left edge of the square (voxel 0 centre = x_edge + 0.5)
+    y_edge: float  # LPS y of the top (anterior) edge
+    z0: float  # LPS z of the lowest slice centre
+    n_slices: int  # 1 mm apart, ascending z
+
+    def reference_image(self) -> sitk.Image:
+        """An empty SimpleITK image with this grid's geometry."""
+        image = sitk.Image(self.side_mm, self.side_mm, self.n_slices, sitk.sitkFloat32)
+        image.SetSpacing((1.0, 1.0, 1.0))
+        image.SetOrigin((self.x_edge + 0.5, self.y_edge + 0.5, self.z0))
+        return image
+
+
+def voxel_bounds(volume: Volume, *, edges: bool) -> tuple[np.ndarray, np.ndarray]:
+    """LPS (min xyz, max xyz) over the 8 corners of the voxel grid, in mm.
+
+    edges=True: outer voxel edges (index -0.5 and n - 0.5); else voxel centres.
+    """
+    nk, nj, ni = volume.array.shape
+    half = 0.5 if edges else 0.0
+    corners = np.array(list(product(*[(-half, n - 1 + half) for n in (ni, nj, nk)])))
+    lps = volume.index_to_lps(corners)
+    return lps.min(axis=0), lps.max(axis=0)
+
+
+def canonical_grid(volume: Volume) -> CanonicalGrid:
+    """Square 1 mm axial grid covering ``volume`` (see module docstring)."""
+    lo, hi = voxel_bounds(volume, edges=True)
+    side = int(np.ceil((hi[:2] - lo[:2]).max() - _MM_TOL))
+    centre = (lo[:2] + hi[:2]) / 2
+    z_lo, z_hi = voxel_bounds(volume, edges=False)
+    n_slices = int(np.floor(z_hi[2] - z_lo[2] + _MM_TOL)) + 1
+    return CanonicalGrid(side_mm=side, x_edge=float(centre[0] - side / 2),
+                         y_edge=float(centre[1] - side / 2), z0=float(z_lo[2]), n_slices=n_slices)
+
+
+def resample_to_slices(volume: Volume, masks: dict[str, np.ndarray],
+                       options: PrepOptions) -> list[PreparedSlice]:
+    """Axial uint8 slices of ``options.output_size`` px with their class masks.
+
+    volume: native float32 [k, j, i] image; masks: class -> bool [k, j, i] on the
+    same grid. Returns one PreparedSlice per 1 mm, inferior to superior;
+    image 0 = outside the native volume, 1..255 = intensities clipped to
+    ``options.intensity_percentiles`` of the in-volume voxels.
+    """
+    grid = canonical_grid(volume)
+    reference = grid.reference_image()
+    # NaN marks the 1 mm voxels whose centre lies outside the native voxels' edges
+    image = _resample(volume.array.astype(np.float32), volume, reference, np.nan)
+    inside = ~np.isnan(image)
+    scaled = scale_intensities(image, inside, options.intensity_percentiles)
+    inside_255 = inside.astype(np.uint8) * np.uint8(255)
+    resampled_masks = {cls: _resample(m.astype(np.float32), volume, reference, 0.0)
+                       for cls, m in masks.items() if m.any()}
+    size = options.output_size
+    step = grid.side_mm / size
+    origin = (grid.x_edge + 0.5 * step, grid.y_edge + 0.5 * step)
+    slices = []
+    for m in range(grid.n_slices):
+        out = np.maximum(_resize(scaled[m], size), 1)
+        out[_resize(inside_255[m], size) < 128] = 0  # mostly padding after interpolation
+        slice_masks = {cls: _resize(r[m], size) >= 0.5
+                       for cls, r in resampled_masks.items() if r[m].max() >= 0.5}
+        slices.append(PreparedSlice(
+            index=m, image=out, masks={c: v for c, v in slice_masks.items() if v.any()},
+            z_mm=grid.z0 + m, spacing_mm=(step, step), origin_mm=origin))
+    return slices
+
+
+def scale_intensities(image: np.ndarray, inside: np.ndarray,
+                      percentiles: tuple[float, float]) -> np.ndarray:
+    """uint8 like ``image``: inside voxels clipped to the ``percentiles`` (%) of the
+    inside values and mapped linearly to 1..255; outside voxels 0."""
+    values = image[inside]
+    if values.size == 0:
+        raise DataPrepError('the resampled volume has no voxel inside the native image')
+    lo, hi = (float(v) for v in np.percentile(values, percentiles))  # keep float32 below
+    out = np.zeros(image.shape, np.uint8)
+    if hi > lo:
+        out[inside] = np.rint((np.clip(values, lo, hi) - lo) * (254 / (hi - lo)) + 1)
+    else:
+        out[inside] = 1
+    return out
+
+
+def to_sitk(array: np.ndarray, volume: Volume) -> sitk.Image:
+    """A SimpleITK image of ``array`` [k, j, i] with ``volume``'s geometry."""
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(tuple(float(s) for s in volume.spacing))
+    image.SetOrigin(tuple(float(o) for o in volume.origin))
+    image.SetDirection(tuple(float(d) for d in np.asarray(volume.direction).ravel()))
+    return image
+
+
+def _resample(array: np.ndarray, volume: Volume, reference: sitk.Image,
+              outside: float) -> np.ndarray:
+    """float32 [z, y, x] of ``array`` (on ``volume``'s grid) linearly sampled on
+    ``reference``; ``outside`` where a voxel centre lies outside the native grid."""
+    identity = sitk.Transform(3, sitk.sitkIdentity)  # a linear transform: ITK's fast path
+    out = sitk.Resample(to_sitk(array, volume), reference, identity, sitk.sitkLinear, outside,
+                        sitk.sitkFloat32)
+    return sitk.GetArrayFromImage(out)
+
+
+def _resize(plane: np.ndarray, size: int) -> np.ndarray:
+    return cv2.resize(plane, (size, size), interpolation=cv2.INTER_LINEAR)

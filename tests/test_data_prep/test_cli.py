@@ -1,0 +1,92 @@
+"""``python -m data_prep``: help, errors, a small synth + convert run, version, light import."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-m', 'data_prep', *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize('command, expected', [
+    ((), ['synth', 'convert']),
+    (('convert',), ['--val-fraction', '--seed', '--workers', '--split-file', '--mapping',
+                    '--overwrite', 'OUT.partial']),
+    (('synth',), ['--patients', '--seed', 'OUT_DIR']),
+])
+def test_help(command, expected):
+    result = run_cli(*command, '--help')
+    assert result.returncode == 0, result.stderr
+    for word in expected:
+        assert word in result.stdout
+
+
+def test_bad_input_is_one_error_line(tmp_path):
+    result = run_cli('convert', tmp_path / 'missing', tmp_path / 'out', '--no-progress')
+    assert result.returncode == 1
+    assert result.stderr.startswith('error: ') and 'cohort folder not found' in result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+@pytest.fixture(scope='module')
+def small_cohort(tmp_path_factory) -> Path:
+    from data_prep.synth import synthesize_cohort
+
+    return synthesize_cohort(tmp_path_factory.mktemp('cli') / 'cohort', 2, seed=1, matrix=48,
+                             pixel_mm=4.8, n_slices=6, slice_mm=6.0, progress=False)
+
+
+def test_convert_run_prints_what_it_wrote(small_cohort, tmp_path):
+    out = tmp_path / 'data'
+    result = run_cli('convert', small_cohort, out, '--val-fraction', '0.5', '--seed', '2',
+                       '--no-progress')
+    assert result.returncode == 0, result.stderr
+    assert f'wrote {out}' in result.stdout
+    assert 'patients: 2 (train 1, val 1)' in result.stdout
+    manifest = json.loads((out / 'manifest.json').read_text())
+    for sequence, by_split in manifest['counts'].items():
+        for split, count in by_split.items():
+            line = (f'{sequence:<9}{split:<7}{count["patients"]:>9}{count["images"]:>8}'
+                    f'{count["images_with_annotations"]:>10}{count["annotations"]:>12}')
+            assert line in result.stdout
+            assert count['images'] > 0
+    assert manifest['parameters']['seed'] == 2
+
+    again = run_cli('convert', small_cohort, out, '--no-progress')
+    assert again.returncode == 1 and 'already exists' in again.stderr, again.stderr
+
+
+def test_synth_command_writes_a_cohort(tmp_path):
+    result = run_cli('synth', tmp_path / 'cohort', '--patients', '1', '--seed', '4',
+                     '--no-progress')
+    assert result.returncode == 0, result.stderr
+    assert 'SYNTHETIC' in result.stdout
+    assert (tmp_path / 'cohort' / 'clinical.csv').is_file()
+    assert (tmp_path / 'cohort' / 'NPC001').is_dir()
+
+
+def test_version_matches_pyproject():
+    import data_prep as package
+
+    pyproject = tomllib.loads((REPO / 'pyproject.toml').read_text())
+    assert package.__version__ == pyproject['project']['version']
+    assert run_cli('--version').stdout.strip() == f'python -m data_prep {package.__version__}'
+
+
+def test_import_is_light_and_exports_resolve():
+    code = ('import sys, data_prep; heavy = {"torch", "mmdet", "mmcv", "cv2", "SimpleITK", '
+            '"pydicom", "sklearn"} & set(sys.modules); assert not heavy, heavy; '
+            'from data_prep import convert_cohort, load_options, DataPrepError; '
+            'assert callable(convert_cohort) and issubclass(DataPrepError, ValueError); '
+            'assert "torch" not in sys.modules and "mmdet" not in sys.modules')
+    result = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

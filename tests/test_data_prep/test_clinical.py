@@ -1,0 +1,111 @@
+"""Clinical table: schema, validation messages, patient matching, output with split."""
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import pytest
+
+from data_prep.clinical import (
+    CLINICAL_COLUMNS,
+    check_patients_match,
+    read_clinical,
+    write_clinical,
+)
+from data_prep.types import DataPrepError
+
+ROW = {'age': '52', 'sex': 'M', 't_stage': 'T3', 'n_stage': 'N2', 'clinical_stage': 'III',
+       'pni': '48.5', 'hgb': '131', 'treatment': 'CCRT', 'gtv_dose_gy': '70',
+       'cisplatin_dose_mg_m2': '200', 'chemo_cycles': '2', 'msom': '1', 'msom_site': 'liver',
+       'dmfs_months': '14.2', 'dmfs_event': '1', 'os_months': '40.0', 'os_event': '0'}
+
+
+def write_table(tmp_path, rows: list[dict], extra: dict | None = None):
+    """clinical.csv with ``rows`` (patient_id + overrides of ROW) and extra columns."""
+    records = [{**ROW, **row, **(extra or {})} for row in rows]
+    path = tmp_path / 'clinical.csv'
+    pd.DataFrame(records).to_csv(path, index=False)
+    return path
+
+
+def test_valid_table_is_sorted_text_with_missing_cells(tmp_path):
+    path = write_table(tmp_path, [{'patient_id': 'NPC002', 'hgb': ''},
+                                  {'patient_id': 'NPC001', 'msom': '', 'pni': ' 50.25 '}])
+    table = read_clinical(path)
+    assert list(table.columns) == list(CLINICAL_COLUMNS)
+    assert list(table['patient_id']) == ['NPC001', 'NPC002']
+    assert table.loc[0, 'pni'] == '50.25' and table.loc[0, 'msom'] == ''
+    assert table.loc[1, 'hgb'] == '' and table.loc[1, 'os_months'] == '40.0'
+
+
+def test_unknown_columns_are_dropped_with_a_warning(tmp_path, caplog):
+    path = write_table(tmp_path, [{'patient_id': 'NPC001'}], extra={'name': 'Doe^John'})
+    with caplog.at_level(logging.WARNING, logger='data_prep.clinical'):
+        table = read_clinical(path)
+    assert 'name' not in table.columns
+    assert "['name']" in caplog.text and 'Doe^John' not in caplog.text
+
+
+def test_missing_column_is_named(tmp_path):
+    path = write_table(tmp_path, [{'patient_id': 'NPC001'}])
+    pd.read_csv(path, dtype=str).drop(columns=['os_event']).to_csv(path, index=False)
+    with pytest.raises(DataPrepError, match=r"missing required columns \['os_event'\]"):
+        read_clinical(path)
+
+
+def test_non_numeric_value_names_column_row_and_patient(tmp_path):
+    path = write_table(tmp_path, [{'patient_id': 'NPC001'}, {'patient_id': 'NPC007', 'hgb': '13o'}])
+    with pytest.raises(DataPrepError) as error:
+        read_clinical(path)
+    message = str(error.value)
+    assert str(path) in message and "'hgb'" in message and 'row 2' in message
+    assert 'NPC007' in message and "'13o'" in message
+
+
+def test_event_columns_must_be_binary(tmp_path):
+    path = write_table(tmp_path, [{'patient_id': 'NPC001', 'os_event': '2'}])
+    with pytest.raises(DataPrepError, match=r"'os_event'.*must be 0 or 1"):
+        read_clinical(path)
+
+
+@pytest.mark.parametrize('ids, message', [
+    (['NPC001', 'NPC001'], r"more than once: \['NPC001'\]"),
+    (['NPC001', ''], 'empty patient_id in row 2'),
+])
+def test_bad_patient_ids_are_refused(tmp_path, ids, message):
+    path = write_table(tmp_path, [{'patient_id': pid} for pid in ids])
+    with pytest.raises(DataPrepError, match=message):
+        read_clinical(path)
+
+
+def test_repeated_header_and_missing_file_are_refused(tmp_path):
+    path = write_table(tmp_path, [{'patient_id': 'NPC001'}])
+    lines = path.read_text().splitlines()
+    path.write_text(f'{lines[0]},age\n{lines[1]},60\n')
+    with pytest.raises(DataPrepError, match=r"more than once: \['age'\]"):
+        read_clinical(path)
+    with pytest.raises(DataPrepError, match='not found'):
+        read_clinical(tmp_path / 'absent.csv')
+
+
+def test_patients_must_match_the_image_folders(tmp_path):
+    table = pd.DataFrame({'patient_id': ['NPC001', 'NPC002', 'NPC003']})
+    check_patients_match(table, ['NPC003', 'NPC001', 'NPC002'], tmp_path)
+    with pytest.raises(DataPrepError) as error:
+        check_patients_match(table, ['NPC001', 'NPC002', 'NPC009'], tmp_path)
+    message = str(error.value)
+    assert "image folders without a row in clinical.csv: ['NPC009']" in message
+    assert "rows in clinical.csv without an image folder: ['NPC003']" in message
+
+
+def test_written_table_has_split_column_and_input_text(tmp_path):
+    path = write_table(tmp_path, [{'patient_id': 'NPC002'}, {'patient_id': 'NPC001', 'age': '61'}])
+    table = read_clinical(path)
+    out = tmp_path / 'out.csv'
+    write_clinical(table, {'NPC001': 'val', 'NPC002': 'train'}, out)
+    lines = out.read_text().splitlines()
+    assert lines[0] == ','.join(CLINICAL_COLUMNS) + ',split'
+    assert lines[1].startswith('NPC001,61,') and lines[1].endswith(',val')
+    assert lines[2].startswith('NPC002,52,') and ',40.0,' in lines[2]
+    with pytest.raises(DataPrepError, match='no split'):
+        write_clinical(table, {'NPC001': 'val'}, out)
