@@ -1,0 +1,130 @@
+"""Benchmark: does the Stage-1 detector learn? (a script, not a test)
+
+Trains a detection config (default the CPU-sized ``configs/det_cet1_tiny.py``:
+Mask R-CNN R50-FPN, random init, 256 px) with ``tools/train.py``, validating
+every ``--val-interval`` iterations, then evaluates the last checkpoint with
+``tools/test.py``. It prints and writes ``WORK_DIR/benchmark.json``:
+
+* the training loss averaged over the first and the last 10% of iterations,
+* validation box / mask AP@0.5 (GTV, GTVln, mean) after each interval,
+* the final ``metrics.json`` of tools/test.py, seconds per iteration.
+
+A detector that learns shows the loss falling and the AP@0.5 rising above the
+first evaluation. Data: ``--data-root`` (a converter output, e.g. from
+``python -m data_prep synth`` + ``convert``); without it a small SYNTHETIC set
+(mmnpc.testing.write_synthetic_coco: bright ellipses, not patient data) is
+written under WORK_DIR/data.
+
+    python benchmarks/train_detector.py [--data-root DATA] [--iters 300]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='train the detector and show it learns')
+    parser.add_argument('--config', default='configs/det_cet1_tiny.py', help='detection config')
+    parser.add_argument('--data-root', help='converter output (default: synthetic set)')
+    parser.add_argument('--work-dir', default='work_dirs/bench_detector', help='output folder')
+    parser.add_argument('--iters', type=int, default=300, help='training iterations')
+    parser.add_argument('--val-interval', type=int, default=100, help='iterations between evaluations')
+    parser.add_argument('--patients', type=int, default=10, help='synthetic patients (no --data-root)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of data and training')
+    parser.add_argument('--cfg-options', nargs='+', default=[], help='passed to both tools')
+    return parser.parse_args()
+
+
+def run(cmd: list[str]) -> float:
+    """Run one tool as a subprocess from the repo root; return its wall time in s."""
+    print(f'\n$ {shlex.join(cmd)}', flush=True)
+    start = time.time()
+    result = subprocess.run(cmd, cwd=REPO)
+    if result.returncode != 0:
+        sys.exit(f'benchmark step failed (exit {result.returncode}): {shlex.join(cmd)}')
+    return time.time() - start
+
+
+def synthetic_data(work_dir: Path, patients: int, seed: int) -> Path:
+    """Write (once) the synthetic set for every sequence; return its root."""
+    from mmnpc.testing import write_synthetic_coco
+
+    root = work_dir / 'data'
+    if not (root / 'cet1' / 'annotations' / 'val.json').exists():
+        write_synthetic_coco(root, sequences=('t1', 't2', 'cet1'), n_patients=patients,
+                             slices_per_patient=8, tumour_fraction=0.5,
+                             n_val_patients=max(1, patients // 4), seed=seed)
+    return root
+
+
+def read_scalars(train_dir: Path) -> list[dict]:
+    """The records MMEngine logged to the newest <timestamp>/vis_data/scalars.json."""
+    logs = sorted(train_dir.glob('*/vis_data/scalars.json'))
+    if not logs:
+        return []
+    return [json.loads(line) for line in logs[-1].read_text().splitlines() if line.strip()]
+
+
+def _defined(value: float) -> float | None:
+    """None for NaN (undefined AP), else the value."""
+    return None if value != value else value
+
+
+def learning_summary(records: list[dict]) -> dict:
+    """Loss at the start and end of training and the AP@0.5 after each evaluation."""
+    losses = [r['loss'] for r in records if 'loss' in r]
+    tenth = max(1, len(losses) // 10)
+    evaluations = [
+        {'iter': r.get('step'),
+         **{key.split('/', 1)[1]: _defined(r[key]) for key in r
+            if key.startswith('coco/') and key.endswith(('AP50', 'mAP_50'))}}
+        for r in records if 'coco/bbox_mAP_50' in r]
+    return {
+        'loss_first_10pct': sum(losses[:tenth]) / tenth if losses else None,
+        'loss_last_10pct': sum(losses[-tenth:]) / tenth if losses else None,
+        'evaluations': evaluations,
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    sys.path.insert(0, str(REPO))
+    work_dir = Path(args.work_dir)
+    if not work_dir.is_absolute():
+        work_dir = REPO / work_dir
+    data_root = Path(args.data_root).resolve() if args.data_root else synthetic_data(
+        work_dir, args.patients, args.seed)
+    train_dir = work_dir / Path(args.config).stem
+    options = [f'train_cfg.max_iters={args.iters}', f'train_cfg.val_interval={args.val_interval}',
+               f'default_hooks.checkpoint.interval={args.iters}', f'randomness.seed={args.seed}',
+               *args.cfg_options]
+    train_s = run([sys.executable, 'tools/train.py', args.config, '--data-root', str(data_root),
+                   '--work-dir', str(train_dir), '--cfg-options', *options])
+    checkpoint = (train_dir / 'last_checkpoint').read_text().strip()
+    extra = ['--cfg-options', *args.cfg_options] if args.cfg_options else []
+    run([sys.executable, 'tools/test.py', args.config, checkpoint, '--data-root', str(data_root),
+         '--work-dir', str(train_dir), *extra])
+    records = read_scalars(train_dir)
+    times = [r['time'] for r in records if 'loss' in r and 'time' in r]
+    result = {
+        'config': args.config, 'data_root': str(data_root), 'iters': args.iters,
+        'train_wall_s': round(train_s, 1),
+        'seconds_per_iter': sum(times) / len(times) if times else None,
+        **learning_summary(records),
+        'test_metrics': json.loads((train_dir / 'metrics.json').read_text()),
+    }
+    (work_dir / 'benchmark.json').write_text(json.dumps(result, indent=2) + '\n')
+    print('\n[benchmark] ' + json.dumps(result, indent=2))
+    print(f'[benchmark] written to {work_dir / "benchmark.json"}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,60 @@
+# CPU-sized Mask R-CNN R50-FPN shared by det_{t1,t2,cet1}_tiny.py (demo, tests):
+# the same model as the full configs (ResNet-50 depth, FPN, heads, anchors,
+# IoUs and NMS unchanged); only the input size (256 px), batch size and an
+# iteration-based schedule differ. The tiny configs add their `sequence`.
+_base_ = [
+    './models/mask-rcnn_r50_fpn_npc.py',
+    './datasets/npc_instance.py',
+    './schedules/schedule_24e.py',
+    './default_runtime.py',
+]
+
+image_size = (256, 256)  # px; 512 px slices are resized by 0.5
+# Anchors keep their size in the patient: at half the input size, half the
+# anchor scale -- 4 * strides = 16..256 px at 256 px input are the paper's
+# 32..512 px at 512 px (otherwise lymph nodes, ~8-14 px here, match no anchor).
+model = dict(rpn_head=dict(anchor_generator=dict(scales=[4])))
+max_iters = 200  # ~0.9 box mAP50 on the synthetic set (benchmarks/train_detector.py)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale=image_size, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=image_size, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+train_cfg = dict(
+    _delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(
+        type='MultiStepLR',
+        by_epoch=False,
+        begin=0,
+        end=max_iters,
+        milestones=[int(max_iters * 0.8)],
+        gamma=0.1),
+]
+auto_scale_lr = dict(base_batch_size=2)
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(by_epoch=False, interval=max_iters))
+log_processor = dict(window_size=10, by_epoch=False)
