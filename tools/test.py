@@ -1,19 +1,33 @@
-"""Test (and evaluate) a detector: MMDetection's tools/test.py plus ``--data-root``
-and ``WORK_DIR/metrics.json``.
+"""Test (and evaluate) a detector or the MSOM classifier: MMDetection's tools/test.py
+plus ``--data-root`` and the project's result files in WORK_DIR.
 
-    python tools/test.py configs/det_cet1.py CKPT --data-root DATA [--work-dir DIR]
+    python tools/test.py CONFIG CKPT --data-root DATA [--work-dir DIR]
         [--out preds.pkl] [--show] [--show-dir show] [--wait-time 2] [--tta]
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 
-metrics.json holds AP@0.5 of GTV and GTVln and their mean, for boxes and masks
-(see mmnpc.evaluation.summary); null marks a value that is undefined because
-the split has no ground truth of that class. --show-dir draws ground truth |
-prediction side by side for every test slice under WORK_DIR/<timestamp>/SHOW_DIR.
+Detector configs: metrics.json holds AP@0.5 of GTV and GTVln and their mean,
+for boxes and masks (see mmnpc.evaluation.summary); null marks a value that is
+undefined because the split has no ground truth of that class. --show-dir
+draws ground truth | prediction side by side for every test slice under
+WORK_DIR/<timestamp>/SHOW_DIR.
+
+Classifier configs (top-level ``task = 'msom'``; --show, --show-dir and --tta
+do not apply): metrics.json holds the validation patients' AUC with its DeLong
+95% CI, the cut-off chosen on the training patients and the precision,
+recall, specificity and accuracy at it and at the median training score
+(mmnpc.evaluation.msom_report); patient_scores.csv one row per patient
+(patient_id, split, score, label, risk_group, n_slices); roc.png the ROC
+curves. When the clinical table has dmfs_months/dmfs_event/os_months/os_event,
+the Kaplan-Meier analysis of the risk groups goes to WORK_DIR/survival/
+(mmnpc.survival.run_km).
 """
 import argparse
+import math
 import os.path as osp
 import warnings
 from copy import deepcopy
+from pathlib import Path
+from typing import Optional
 
 from mmengine import ConfigDict
 from mmengine.dist import is_main_process
@@ -94,6 +108,91 @@ def write_summary(cfg: ConfigDict, metrics: dict) -> None:
         print(f'note: {note}')
 
 
+def is_classifier(cfg: ConfigDict) -> bool:
+    """A stage-2 (MSOM classifier) config: its top-level ``task`` is ``'msom'``."""
+    return cfg.get('task') == 'msom'
+
+
+def check_classifier_args(args: argparse.Namespace) -> None:
+    """Refuse the detector-only flags for a classifier config."""
+    used = [flag for flag, value in (('--show', args.show), ('--show-dir', args.show_dir),
+                                     ('--tta', args.tta)) if value]
+    if used:
+        raise SystemExit(f'{", ".join(used)}: detector options, not available for a '
+                         "classifier config (task = 'msom')")
+
+
+def clinical_table(cfg: ConfigDict) -> Optional[Path]:
+    """The test dataset's ``clinical_file``, else ``<data_root>/../clinical.csv``."""
+    dataset = cfg.test_dataloader.dataset
+    while 'dataset' in dataset:
+        dataset = dataset['dataset']
+    if dataset.get('clinical_file'):
+        return Path(dataset['clinical_file'])
+    data_root = dataset.get('data_root') or cfg.get('data_root')
+    return Path(data_root).parent / 'clinical.csv' if data_root else None
+
+
+def write_classifier_results(cfg: ConfigDict, runner: Runner) -> None:
+    """Write metrics.json, patient_scores.csv, roc.png (and survival/) from PatientAUCMetric."""
+    from mmnpc.evaluation import PatientAUCMetric, msom_summary, write_msom_outputs
+
+    if not is_main_process():
+        return
+    metrics = [metric for metric in runner.test_evaluator.metrics
+               if isinstance(metric, PatientAUCMetric) and metric.last_evaluation is not None]
+    if not metrics:
+        print('metrics.json not written: use PatientAUCMetric as test_evaluator')
+        return
+    evaluation = metrics[0].last_evaluation
+    paths = write_msom_outputs(evaluation, Path(cfg.work_dir))
+    summary = msom_summary(evaluation)
+    print(f'metrics written to {paths["metrics"]}; patient scores to '
+          f'{paths["patient_scores"]}; ROC curves to {paths["roc"]}')
+    print(f'{summary["eval_split"]} patients: {summary["n_val_patients"]}, '
+          f'AUC {_fmt(summary["auc"])} (95% CI {_fmt(summary["auc_ci_low"])}-'
+          f'{_fmt(summary["auc_ci_high"])}, DeLong); cut-off {_fmt(summary["cutoff"], 4)} '
+          f'({summary["cutoff_rule"]}): precision {_fmt(summary["precision"])}, recall '
+          f'{_fmt(summary["recall"])}, specificity {_fmt(summary["specificity"])}, accuracy '
+          f'{_fmt(summary["accuracy"])}')
+    for note in summary['notes']:
+        print(f'note: {note}')
+    run_survival(cfg, paths['patient_scores'], evaluation.report['cutoff'],
+                 evaluation.report['eval_split'])
+
+
+def run_survival(cfg: ConfigDict, patient_scores_csv: Path, cutoff: float, split: str) -> None:
+    """Kaplan-Meier analysis into WORK_DIR/survival/ when the clinical table allows it."""
+    clinical = clinical_table(cfg)
+    if clinical is None or not clinical.is_file():
+        print(f'survival analysis skipped: no clinical table ({clinical})')
+        return
+    try:
+        from mmnpc.survival import has_survival_columns, run_km
+    except ModuleNotFoundError as error:
+        if error.name != 'mmnpc.survival':
+            raise
+        print('survival analysis skipped: mmnpc.survival is not installed')
+        return
+    if not has_survival_columns(clinical):
+        print(f'survival analysis skipped: {clinical} has no dmfs/os time and event columns')
+        return
+    if not math.isfinite(cutoff):
+        print('survival analysis skipped: no cut-off, so no risk groups')
+        return
+    out_dir = Path(cfg.work_dir) / 'survival'
+    try:
+        run_km(patient_scores_csv, clinical, out_dir, cutoff=cutoff, split=split)
+    except ValueError as error:  # DataPrepError: the data do not allow the analysis
+        print(f'survival analysis not written: {error}')
+        return
+    print(f'survival analysis written to {out_dir}')
+
+
+def _fmt(value: Optional[float], digits: int = 3) -> str:
+    return 'undefined' if value is None else f'{value:.{digits}f}'
+
+
 def main() -> None:
     args = parse_args()
     headless_matplotlib(args.show)
@@ -101,11 +200,15 @@ def main() -> None:
     from mmdet.evaluation import DumpDetResults
     from mmdet.registry import RUNNERS
     from mmdet.utils import setup_cache_size_limit_of_dynamo
+    from mmengine.evaluator import DumpResults
 
     # Reduce the number of repeated compilations and improve testing speed.
     setup_cache_size_limit_of_dynamo()
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
+    classifier = is_classifier(cfg)
+    if classifier:
+        check_classifier_args(args)
 
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
@@ -121,10 +224,14 @@ def main() -> None:
     if args.out is not None:
         assert args.out.endswith(('.pkl', '.pickle')), \
             'The dump file must be a pkl file.'
-        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+        dump = DumpResults if classifier else DumpDetResults
+        runner.test_evaluator.metrics.append(dump(out_file_path=args.out))
 
     metrics = runner.test()
-    write_summary(cfg, metrics)
+    if classifier:
+        write_classifier_results(cfg, runner)
+    else:
+        write_summary(cfg, metrics)
 
 
 if __name__ == '__main__':

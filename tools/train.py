@@ -1,10 +1,17 @@
-"""Train a detector: MMDetection's tools/train.py plus ``--data-root``.
+"""Train a detector (stage 1) or the MSOM classifier (stage 2): MMDetection's
+tools/train.py plus ``--data-root`` and, for stage 2, ``--det-checkpoint``.
 
     python tools/train.py configs/det_cet1.py --data-root DATA [--work-dir DIR]
         [--resume [CKPT]] [--amp] [--auto-scale-lr] [--cfg-options k=v ...]
         [--launcher none|pytorch|slurm|mpi]
+    python tools/train.py configs/msom_fusion.py --data-root DATA --det-checkpoint DET.pth
+
+Every checkpoint records its training patients (meta['train_patient_ids']); a
+classifier refuses a detector checkpoint trained on one of its validation
+patients (exit status 1, message on stderr).
 """
 import argparse
+import os.path as osp
 
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -32,6 +39,11 @@ def parse_args() -> argparse.Namespace:
         help='If specify checkpoint path, resume from it, while if not '
         'specify, try to auto resume from the latest checkpoint '
         'in the work directory.')
+    parser.add_argument(
+        '--det-checkpoint',
+        help='stage 2 only: stage-1 detector checkpoint whose backbone and neck weights '
+        'initialise the classifier (sets model.det_checkpoint); refused if the detector '
+        'was trained on a patient of the validation split')
     add_common_arguments(parser)
     args = parser.parse_args()
     export_local_rank(args)
@@ -46,6 +58,14 @@ def main() -> None:
     # Reduce the number of repeated compilations and improve training speed.
     setup_cache_size_limit_of_dynamo()
     cfg = load_config(args)
+
+    if args.det_checkpoint is not None:
+        if cfg.get('task') != 'msom':
+            raise SystemExit(f'--det-checkpoint is for the MSOM classifier configs '
+                             f'(task = "msom"); {args.config} is not one')
+        if not osp.isfile(args.det_checkpoint):
+            raise SystemExit(f'--det-checkpoint {args.det_checkpoint}: no such file')
+        cfg.model.det_checkpoint = args.det_checkpoint
 
     if args.amp is True:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
@@ -70,11 +90,16 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
+    from mmnpc.models import PatientOverlapError
+
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except PatientOverlapError as error:
+        raise SystemExit(f'refused: {error}')
 
 
 if __name__ == '__main__':

@@ -18,6 +18,9 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # draws ground truth | prediction side by side; tools/test.py --show-dir turns it on
     visualization=dict(type='DetVisualizationHook'))
+# Every checkpoint records the patients it was trained on (meta['train_patient_ids']);
+# stage 2 refuses a detector checkpoint trained on its validation patients.
+custom_hooks = [dict(type='TrainPatientsHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -1,9 +1,10 @@
-"""Point a detection config at one sequence of a converter output folder.
+"""Point a config at one sequence of a converter output folder.
 
-The converter writes ``<root>/<sequence>/images`` and
-``<root>/<sequence>/annotations/{train,val}.json`` for every MR sequence.
-Configs name their sequence in the top-level variable ``sequence``; the tools'
-``--data-root <root>`` calls :func:`set_data_root` to rewrite every path.
+The converter writes ``<root>/<sequence>/images``,
+``<root>/<sequence>/annotations/{train,val}.json`` for every MR sequence and
+one ``<root>/clinical.csv``. Configs name their sequence in the top-level
+variable ``sequence``; the tools' ``--data-root <root>`` calls
+:func:`set_data_root` to rewrite every path (detector and classifier configs).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from mmengine.config import Config
 
+CLINICAL_FILE = 'clinical.csv'  # the converter's clinical table, one per output folder
 DATALOADERS: tuple[str, ...] = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 EVALUATOR_OF: dict[str, str] = {'val_dataloader': 'val_evaluator', 'test_dataloader': 'test_evaluator'}
 
@@ -45,9 +47,11 @@ def set_data_root(cfg: Config, root: str) -> str:
 
     Returns:
         The new data root, ``<root>/<sequence>/``. Each dataloader's dataset
-        gets it as ``data_root`` (its ``ann_file`` and ``data_prefix`` stay
-        relative to it); each evaluator's ``ann_file`` becomes the matching
-        dataset's annotation file, so metric and loader read the same split.
+        gets it as ``data_root`` (its ``ann_file`` / ``ann_files`` and
+        ``data_prefix`` stay relative to it); a dataset with a
+        ``clinical_file`` key (the MSOM classifier's) gets
+        ``<root>/clinical.csv``; each evaluator's ``ann_file`` becomes the
+        matching dataset's annotation file, so metric and loader read the same split.
 
     Raises:
         KeyError: the config has no ``sequence``.
@@ -64,8 +68,10 @@ def set_data_root(cfg: Config, root: str) -> str:
         leaves = _innermost_datasets(loader['dataset'])
         for leaf in leaves:
             leaf['data_root'] = data_root
+            if 'clinical_file' in leaf:
+                leaf['clinical_file'] = osp.join(root, CLINICAL_FILE)
         evaluator_name = EVALUATOR_OF.get(loader_name)
-        if evaluator_name is None:
+        if evaluator_name is None or 'ann_file' not in leaves[0]:
             continue
         ann_file = osp.join(data_root, leaves[0]['ann_file'])
         for metric in _evaluators(cfg.get(evaluator_name)):

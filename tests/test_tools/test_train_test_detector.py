@@ -18,6 +18,7 @@ from mmnpc.testing import write_synthetic_coco
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = 'configs/det_cet1_tiny.py'
+pytestmark = pytest.mark.slow  # ~1-3 min: three tool runs of a ResNet-50 Mask R-CNN
 
 
 def _run(*args: str) -> str:

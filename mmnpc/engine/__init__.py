@@ -1,0 +1,6 @@
+"""Training-loop hooks: patient bookkeeping and the clinical encoder in checkpoints."""
+from .hooks import (ClinicalEncoderHook, DetCheckpointGuardHook, TrainPatientsHook,
+                    dataset_patient_ids)
+
+__all__ = ['ClinicalEncoderHook', 'DetCheckpointGuardHook', 'TrainPatientsHook',
+           'dataset_patient_ids']

@@ -1,0 +1,69 @@
+"""Slice scores -> one score per patient, and the high / low risk groups of a cut-off.
+
+The classifier scores every slice of a patient; the patient's score is the
+mean of those slice scores (the paper's aggregation).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+SLICE_COLUMNS: tuple[str, ...] = ('patient_id', 'split', 'score', 'label')
+PATIENT_COLUMNS: tuple[str, ...] = ('patient_id', 'split', 'score', 'label', 'risk_group',
+                                     'n_slices')
+
+
+def patient_scores(slice_table: pd.DataFrame) -> pd.DataFrame:
+    """Mean slice score of every patient.
+
+    Args:
+        slice_table: one row per slice with ``patient_id`` (str), ``split``
+            (e.g. 'train' / 'val'), ``score`` (probability of MSOM, float) and
+            ``label`` (the patient's MSOM status, 0/1); other columns are ignored.
+
+    Returns:
+        One row per patient, sorted by split then patient id, with
+        ``patient_id``, ``split``, ``score`` (mean of the slice scores),
+        ``label`` (int) and ``n_slices``.
+
+    Raises:
+        ValueError: a column is missing, a score is not finite, or a patient's
+            slices disagree on label or split (names the patient).
+    """
+    missing = [column for column in SLICE_COLUMNS if column not in slice_table]
+    if missing:
+        raise ValueError(f'slice table lacks columns {missing}')
+    slices = slice_table.loc[:, list(SLICE_COLUMNS)].copy()
+    slices['patient_id'] = slices['patient_id'].astype(str)
+    slices['score'] = slices['score'].astype(np.float64)
+    bad = slices.loc[~np.isfinite(slices['score']), 'patient_id'].unique()
+    if len(bad):
+        raise ValueError(f'non-finite slice scores for patients {sorted(bad)}')
+    groups = slices.groupby('patient_id', sort=True)
+    for column in ('label', 'split'):
+        mixed = groups[column].nunique()
+        mixed = mixed[mixed > 1]
+        if len(mixed):
+            raise ValueError(f'slices of patient {mixed.index[0]} carry different {column}s: '
+                             f'{sorted(groups.get_group(mixed.index[0])[column].unique())}')
+    table = groups.agg(split=('split', 'first'), score=('score', 'mean'),
+                       label=('label', 'first'), n_slices=('score', 'size')).reset_index()
+    table['label'] = table['label'].astype(np.int64)
+    return table.sort_values(['split', 'patient_id'], ignore_index=True)
+
+
+def assign_risk_groups(table: pd.DataFrame, cutoff: float) -> pd.DataFrame:
+    """Copy of a patient table with ``risk_group``: 'high' if ``score >= cutoff`` else 'low'.
+
+    A NaN ``cutoff`` (none could be chosen) leaves ``risk_group`` empty, so no
+    patient is put in a group by accident. Columns come in
+    :data:`PATIENT_COLUMNS` order.
+    """
+    table = table.copy()
+    if math.isnan(cutoff):
+        table['risk_group'] = ''
+    else:
+        table['risk_group'] = np.where(table['score'] >= cutoff, 'high', 'low')
+    return table.loc[:, list(PATIENT_COLUMNS)]

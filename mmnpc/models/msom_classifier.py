@@ -1,0 +1,181 @@
+"""Stage 2: the detector's ResNet-50 + FPN, global average pooling, clinical vector, FC, sigmoid."""
+from __future__ import annotations
+
+from typing import Dict, List, Mapping, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModel
+from mmengine.structures import BaseDataElement
+from torch import Tensor, nn
+
+from mmdet.registry import MODELS
+
+from ..datasets.clinical_encoder import ClinicalEncoder
+from .detector_transfer import load_detector_weights
+
+MODES: tuple[str, ...] = ('loss', 'predict', 'tensor')
+
+
+@MODELS.register_module()
+class MsomClassifier(BaseModel):
+    """Slice-level MSOM classifier on top of the stage-1 detector's features.
+
+    ``backbone`` and ``neck`` are built exactly like the detector's (ResNet-50
+    + FPN, 256 channels per level) so that ``det_checkpoint`` can initialise
+    them. For an input batch (N, 3, H, W) the FPN level ``feature_level``
+    (0 = P2 stride 4, 1 = P3 stride 8, ...) -- 256 x H/8 x W/8 for P3 -- is
+    globally average-pooled to (N, 256), the encoded clinical vector of each
+    slice's patient (N, C) is concatenated when ``clinical_vars`` is given,
+    and one FC layer gives a logit; the MSOM probability is its sigmoid and
+    the loss is binary cross-entropy (``BCEWithLogitsLoss``, the numerically
+    stable form of sigmoid + BCE).
+
+    ``forward(inputs, data_samples, mode)`` dispatches like mmpretrain's
+    ``ImageClassifier``: ``'loss'`` -> ``{'loss_bce': ...}``, ``'predict'`` ->
+    the data samples with ``pred_score`` (float tensor (1,)) added,
+    ``'tensor'`` -> logits (N, 1).
+
+    Args:
+        backbone: backbone config (mmdet ``ResNet``).
+        neck: neck config (mmdet ``FPN``).
+        feature_level: index of the FPN output that is pooled.
+        clinical_vars: the config's clinical variable list; its encoded length
+            (:class:`~mmnpc.datasets.ClinicalEncoder`) sizes the FC input.
+            Empty = image only.
+        det_checkpoint: stage-1 checkpoint whose ``backbone.`` / ``neck.``
+            weights :meth:`init_weights` loads (``tools/train.py
+            --det-checkpoint``); None = random initialisation.
+        data_preprocessor: normalisation config (the detector's mean / std).
+        init_cfg: MMEngine init config.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 feature_level: int = 1,
+                 clinical_vars: Sequence[Mapping] = (),
+                 det_checkpoint: Optional[str] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.neck = MODELS.build(neck)
+        num_levels = self.neck.num_outs
+        if not 0 <= feature_level < num_levels:
+            raise ValueError(f'feature_level {feature_level} not in [0, {num_levels}) '
+                             '(the FPN outputs)')
+        self.feature_level = feature_level
+        self.clinical_feature_names = ClinicalEncoder(clinical_vars).feature_names
+        self.num_clinical = len(self.clinical_feature_names)
+        self.fc = nn.Linear(self.neck.out_channels + self.num_clinical, 1)
+        self.loss_fn = nn.BCEWithLogitsLoss()
+        self.det_checkpoint = det_checkpoint
+
+    def init_weights(self) -> None:
+        """Initialise, then copy the detector's backbone + FPN when ``det_checkpoint`` is set."""
+        super().init_weights()
+        if self.det_checkpoint:
+            keys = load_detector_weights(self, self.det_checkpoint)
+            MMLogger.get_current_instance().info(
+                f'MsomClassifier: {len(keys)} backbone/neck tensors loaded from the detector '
+                f'checkpoint {self.det_checkpoint}')
+
+    # ----------------------------------------------------------------- forward
+    def extract_feat(self, inputs: Tensor) -> Tensor:
+        """(N, 3, H, W) normalised images -> (N, C_fpn) pooled FPN level ``feature_level``."""
+        level = self.neck(self.backbone(inputs))[self.feature_level]
+        return F.adaptive_avg_pool2d(level, 1).flatten(1)
+
+    def _clinical_batch(self, data_samples: Optional[Sequence[BaseDataElement]],
+                        batch_size: int, device: torch.device) -> Optional[Tensor]:
+        if self.num_clinical == 0:
+            return None
+        if data_samples is None:
+            raise ValueError(f'this model uses {self.num_clinical} clinical features: pass data '
+                             'samples with a `clinical` field')
+        clinical = torch.stack([sample.clinical for sample in data_samples]).to(device).float()
+        if clinical.shape != (batch_size, self.num_clinical):
+            raise ValueError(f'clinical batch of shape {tuple(clinical.shape)}, the model expects '
+                             f'({batch_size}, {self.num_clinical}) = {self.clinical_feature_names}')
+        return clinical
+
+    def _logits(self, inputs: Tensor, clinical: Optional[Tensor]) -> Tensor:
+        features = self.extract_feat(inputs)
+        if clinical is not None:
+            features = torch.cat([features, clinical.to(features.dtype)], dim=1)
+        return self.fc(features)
+
+    def forward(self, inputs: Tensor, data_samples: Optional[List[BaseDataElement]] = None,
+                mode: str = 'tensor'):
+        """Dispatch to :meth:`loss`, :meth:`predict` or the raw logits (N, 1)."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            clinical = self._clinical_batch(data_samples, inputs.shape[0], inputs.device)
+            return self._logits(inputs, clinical)
+        raise RuntimeError(f'Invalid mode "{mode}"; expected one of {MODES}')
+
+    def loss(self, inputs: Tensor, data_samples: List[BaseDataElement]) -> Dict[str, Tensor]:
+        """Binary cross-entropy between slice logits and the patients' labels."""
+        clinical = self._clinical_batch(data_samples, inputs.shape[0], inputs.device)
+        logits = self._logits(inputs, clinical)
+        labels = torch.stack([sample.gt_label for sample in data_samples]).to(logits)
+        return {'loss_bce': self.loss_fn(logits, labels.view_as(logits))}
+
+    def predict(self, inputs: Tensor, data_samples: Optional[List[BaseDataElement]] = None
+                ) -> List[BaseDataElement]:
+        """The data samples (new empty ones if None) with ``pred_score`` = sigmoid(logit), (1,)."""
+        clinical = self._clinical_batch(data_samples, inputs.shape[0], inputs.device)
+        scores = torch.sigmoid(self._logits(inputs, clinical))
+        if data_samples is None:
+            data_samples = [BaseDataElement() for _ in range(inputs.shape[0])]
+        for sample, score in zip(data_samples, scores):
+            sample.pred_score = score.detach()
+        return data_samples
+
+    # ------------------------------------------------------------- python API
+    @torch.no_grad()
+    def score_slices(self, images: Tensor, clinical: Optional[Tensor] = None) -> Tensor:
+        """MSOM probability of each slice of one patient, for prediction code.
+
+        Args:
+            images: (N, 3, H, W) or (N, 1, H, W) pixel values 0..255 (uint8 or
+                float), prepared like the config's test pipeline (same size).
+                The model's data preprocessor normalises them.
+            clinical: the patient's encoded vector (C,) or per-slice (N, C)
+                (:meth:`ClinicalEncoder.encode`); None for an image-only model.
+
+        Returns:
+            float tensor (N,) of sigmoid probabilities. Runs in eval mode
+            (BatchNorm running statistics) and restores the previous mode.
+        """
+        if images.dim() != 4 or images.shape[1] not in (1, 3):
+            raise ValueError('images must be (N, 3, H, W) or (N, 1, H, W), got '
+                             f'{tuple(images.shape)}')
+        if images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1)
+        batch = self.data_preprocessor({'inputs': images.float(), 'data_samples': None}, False)
+        inputs = batch['inputs']
+        if self.num_clinical == 0:
+            if clinical is not None and clinical.numel() > 0:
+                raise ValueError('this model is image-only; got a clinical vector')
+            vector = None
+        else:
+            if clinical is None:
+                raise ValueError(f'this model needs the clinical vector ({self.num_clinical})')
+            vector = torch.as_tensor(clinical, dtype=torch.float32, device=inputs.device)
+            vector = vector.expand(inputs.shape[0], -1) if vector.dim() == 1 else vector
+            if vector.shape != (inputs.shape[0], self.num_clinical):
+                raise ValueError(f'clinical of shape {tuple(clinical.shape)}, expected '
+                                 f'({self.num_clinical},) or '
+                                 f'({inputs.shape[0]}, {self.num_clinical})')
+        was_training = self.training
+        self.eval()
+        try:
+            return torch.sigmoid(self._logits(inputs, vector)).view(-1)
+        finally:
+            self.train(was_training)

@@ -1,0 +1,73 @@
+"""The classifier configs: paper settings, splits per loader, --data-root, inheritance depth."""
+from __future__ import annotations
+
+import ast
+import os.path as osp
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+
+from mmnpc.utils import set_data_root
+
+CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs'
+CONFIGS = sorted(CONFIG_DIR.glob('msom_*.py'))
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def _depth(path: Path) -> int:
+    """Inheritance hops from ``path`` to its most distant base (no mmdet:: bases here)."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', '') == '_base_':
+            bases = ast.literal_eval(node.value)
+            bases = [bases] if isinstance(bases, str) else bases
+            return 1 + max(_depth(Path(osp.normpath(path.parent / b))) for b in bases)
+    return 0
+
+
+def test_the_issue_lists_these_configs():
+    assert [p.stem for p in CONFIGS] == [
+        'msom_cet1', 'msom_cet1_tiny', 'msom_fusion', 'msom_fusion_t1', 'msom_fusion_t2',
+        'msom_fusion_tiny', 'msom_maxslice_cet1', 'msom_t1', 'msom_t2']
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_config(path):
+    cfg = Config.fromfile(str(path))
+    name = path.stem
+    assert cfg.task == 'msom' and _depth(path) <= 3
+    assert cfg.sequence == ('cet1' if name in ('msom_cet1', 'msom_cet1_tiny', 'msom_fusion',
+                                               'msom_fusion_tiny', 'msom_maxslice_cet1')
+                            else name.split('_')[-1])
+    train, val = cfg.train_dataloader.dataset, cfg.val_dataloader.dataset
+    assert train.ann_files == {'train': 'annotations/train.json'}  # training patients only
+    assert val.ann_files == {'train': 'annotations/train.json', 'val': 'annotations/val.json'}
+    assert cfg.test_dataloader.dataset.ann_files == val.ann_files
+    assert train.slice_selection == val.slice_selection == (
+        'max_area' if 'maxslice' in name else 'tumour')
+    uses_clinical = 'fusion' in name
+    assert (cfg.model.clinical_vars == cfg.fusion_clinical_vars) is uses_clinical
+    assert (cfg.model.clinical_vars == []) is not uses_clinical
+    assert cfg.val_evaluator.type == 'PatientAUCMetric' and cfg.test_evaluator == cfg.val_evaluator
+    assert cfg.default_hooks.checkpoint.save_best == 'msom/auc'
+    assert [h['type'] for h in cfg.custom_hooks] == [
+        'TrainPatientsHook', 'ClinicalEncoderHook', 'DetCheckpointGuardHook']
+    assert cfg.train_dataloader.batch_size == 2
+    size = [t for t in train.pipeline if t['type'] == 'Resize'][0]['scale']
+    if name.endswith('_tiny'):
+        assert size == (256, 256) and cfg.train_cfg.type == 'IterBasedTrainLoop'
+        assert cfg.train_dataloader.num_workers == 0
+        assert val.max_slices_per_patient == 8 and 'max_slices_per_patient' not in train
+    else:
+        assert 'max_slices_per_patient' not in val
+        assert size == (512, 512)
+        assert cfg.train_cfg.type == 'EpochBasedTrainLoop' and cfg.train_cfg.max_epochs == 20
+
+
+def test_data_root_sets_images_annotations_and_the_clinical_table():
+    cfg = Config.fromfile(str(CONFIG_DIR / 'msom_fusion_t2.py'))
+    set_data_root(cfg, '/data/out')
+    for loader in LOADERS:
+        assert cfg[loader].dataset.data_root == '/data/out/t2/'
+        assert cfg[loader].dataset.clinical_file == '/data/out/clinical.csv'
+    assert cfg.val_evaluator == {'type': 'PatientAUCMetric'}
