@@ -1,0 +1,149 @@
+"""MSOM risk of a new patient from DICOM alone: detect tumour slices, score them, average.
+
+1. The MR series of one sequence is read and brought to the converter's 1 mm,
+   512 x 512 axial slices by the same code (``data_prep.prepare_patient`` with
+   ``require_contours=False``), so the models see exactly what they were trained on.
+2. The stage-1 detector finds the slices holding tumour: a detection of GTV or
+   GTVln scoring at least ``det_score_thr`` (default 0.5) marks a slice. To save
+   time it first looks at every ``coarse_step``-th slice (default 4, i.e. every
+   4 mm -- smaller than any primary tumour or node that is contoured), then at
+   every slice within ``coarse_step`` of a slice where it found something.
+   ``coarse_step=1`` looks at every slice.
+3. The stage-2 classifier scores each of those slices; the patient's MSOM score
+   is their mean, exactly as in evaluation (patient score = mean slice score),
+   and the risk group compares it with the cut-off fitted on training patients.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+import mmcv
+import numpy as np
+import torch
+
+from data_prep.discover import scan_patient
+from data_prep.options import PrepOptions
+from data_prep.patient import prepare_patient
+from data_prep.sequences import assign_sequences
+from data_prep.types import PreparedSequence
+from mmnpc.inference.slice_detector import SliceDetections, SliceDetector
+
+
+@dataclass
+class PredictOptions:
+    """How slices are chosen; see the module docstring."""
+
+    sequence: str = 'cet1'
+    det_score_thr: float = 0.5
+    coarse_step: int = 4
+
+
+@dataclass
+class PatientPrediction:
+    """Everything predicted for one patient (scores are None when no tumour was found)."""
+
+    patient_id: str
+    prepared: PreparedSequence
+    series_files: tuple[Path, ...]
+    detections: dict[int, SliceDetections]  # slice index -> detections >= threshold
+    slice_scores: dict[int, float] = field(default_factory=dict)
+    msom_score: Optional[float] = None
+    risk_group: Optional[str] = None
+
+
+def load_series(patient_dir: Path, patient_id: str, options: PrepOptions,
+                sequence: str) -> tuple[PreparedSequence, tuple[Path, ...]]:
+    """The prepared slices of ``sequence`` and the files of the series they come from."""
+    options = dataclasses.replace(options, sequences=(sequence,))
+    assigned = assign_sequences(scan_patient(patient_dir, patient_id), options,
+                                patient_id=patient_id)
+    prepared = prepare_patient(patient_dir, patient_id, options, require_contours=False)
+    return prepared[sequence], tuple(assigned[sequence].files)
+
+
+def slices_to_look_at(n_slices: int, step: int, hits: Sequence[int] = ()) -> list[int]:
+    """Coarse pass (no ``hits`` yet): every ``step``-th slice; fine pass: the
+    slices within ``step`` of a hit. Indices in 0..n_slices-1, sorted."""
+    if step < 1:
+        raise ValueError(f'coarse_step must be >= 1, got {step}')
+    if not hits:
+        return list(range(0, n_slices, step))
+    near = {i for hit in hits for i in range(hit - step + 1, hit + step) if 0 <= i < n_slices}
+    return sorted(near)
+
+
+def find_tumour_slices(images: Sequence[np.ndarray], detector: SliceDetector,
+                       options: PredictOptions) -> dict[int, SliceDetections]:
+    """Slice index -> its detections scoring >= ``det_score_thr``, for slices with any."""
+    found: dict[int, SliceDetections] = {}
+    looked: set[int] = set()
+
+    def look(indices: list[int]) -> None:
+        todo = [i for i in indices if i not in looked]
+        looked.update(todo)
+        for i, dets in zip(todo, detector.detect([images[i] for i in todo])):
+            kept = dets.above(options.det_score_thr)
+            if len(kept):
+                found[i] = kept
+
+    look(slices_to_look_at(len(images), options.coarse_step))
+    if options.coarse_step > 1 and found:
+        look(slices_to_look_at(len(images), options.coarse_step, sorted(found)))
+    return dict(sorted(found.items()))
+
+
+def classifier_input_size(cfg) -> tuple[int, int]:
+    """(w, h) px the classifier's test pipeline resizes slices to."""
+    for step in cfg.test_dataloader.dataset.pipeline:
+        if step['type'].split('.')[-1] == 'Resize':
+            return tuple(step['scale'])
+    raise ValueError('the classifier test pipeline has no Resize step')
+
+
+def score_slices(images: Sequence[np.ndarray], classifier, cfg,
+                 clinical: Optional[np.ndarray]) -> np.ndarray:
+    """MSOM probability of each grey uint8 slice, resized as the classifier's test pipeline."""
+    size = classifier_input_size(cfg)
+    batch = np.stack([mmcv.imresize(img, size) for img in images])  # (N, h, w), bilinear
+    device = next(classifier.parameters()).device
+    tensor = torch.from_numpy(batch)[:, None].to(device)
+    vector = None if clinical is None else torch.from_numpy(np.asarray(clinical, np.float32))
+    return classifier.score_slices(tensor, vector).cpu().numpy().astype(float)
+
+
+def predict_patient(patient_dir: Path, detector: SliceDetector, classifier, cls_cfg,
+                    clinical_vector: Optional[np.ndarray], cutoff: float,
+                    options: PredictOptions = PredictOptions(),
+                    prep_options: PrepOptions = PrepOptions()) -> PatientPrediction:
+    """Detect, score and average for the patient in ``patient_dir`` (its folder name is its id)."""
+    patient_dir = Path(patient_dir)
+    prepared, files = load_series(patient_dir, patient_dir.name, prep_options, options.sequence)
+    images = [s.image for s in prepared.slices]
+    found = find_tumour_slices(images, detector, options)
+    result = PatientPrediction(patient_dir.name, prepared, files, found)
+    if not found:
+        return result
+    scores = score_slices([images[i] for i in found], classifier, cls_cfg, clinical_vector)
+    result.slice_scores = {i: float(s) for i, s in zip(found, scores)}
+    result.msom_score = float(np.mean(scores))
+    result.risk_group = 'high' if result.msom_score >= cutoff else 'low'
+    return result
+
+
+def encode_clinical(encoder, values: Optional[Mapping[str, object]], patient_id: str,
+                    needs_clinical: bool) -> Optional[np.ndarray]:
+    """The patient's clinical vector, or None for an image-only classifier.
+
+    A fusion classifier without clinical values is refused: silently imputing
+    every variable would give a number that looks valid and is not.
+    """
+    if not needs_clinical:
+        return None
+    if values is None:
+        raise ValueError(f'patient {patient_id}: this classifier uses clinical variables '
+                         f'{encoder.feature_names}; pass them with --clinical FILE.json '
+                         '(unknown values may be null: they are imputed with a missing indicator)')
+    return encoder.encode(values, patient_id)

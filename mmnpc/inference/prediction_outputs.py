@@ -1,0 +1,95 @@
+"""Write a patient's prediction: prediction.json, overlay PNGs and an RTSTRUCT of the detections.
+
+The folder appears complete or not at all: everything is written to
+``OUT.partial`` and renamed at the end.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mmnpc.export import masks_to_contours_mm, write_detections_rtstruct
+from mmnpc.inference.detections_mm import describe_detections
+from mmnpc.inference.overlay import write_overlay
+from mmnpc.inference.predict_patient import PatientPrediction
+
+NOT_FOR_CLINICAL_USE = 'Research software output: not for clinical use.'
+
+
+def prediction_record(pred: PatientPrediction, classes: Sequence[str], cutoff: float,
+                      settings: Mapping[str, Any]) -> dict:
+    """The JSON content: score, risk group, cut-off and every slice used, in px and LPS mm."""
+    by_index = {s.index: s for s in pred.prepared.slices}
+    slices = [{
+        'slice_index': i,
+        'z_mm': float(by_index[i].z_mm),
+        'slice_score': round(pred.slice_scores[i], 4) if i in pred.slice_scores else None,
+        'overlay': f'overlays/slice_{i:04d}.png',
+        'detections': describe_detections(dets, by_index[i], classes),
+    } for i, dets in pred.detections.items()]
+    record = {
+        'patient_id': pred.patient_id,
+        'sequence': pred.prepared.sequence,
+        'status': 'ok' if pred.msom_score is not None else 'no_tumour_detected',
+        'msom_score': None if pred.msom_score is None else round(pred.msom_score, 4),
+        'risk_group': pred.risk_group,
+        'cutoff': cutoff,
+        'n_slices_total': len(pred.prepared.slices),
+        'n_slices_scored': len(pred.slice_scores),
+        **settings,
+        'slices': slices,
+        'note': NOT_FOR_CLINICAL_USE,
+    }
+    if pred.msom_score is None:
+        record['message'] = no_detection_message(pred, settings.get('det_score_thr'))
+    return record
+
+
+def no_detection_message(pred: PatientPrediction, score_thr: Any) -> str:
+    """Why there is no score: said plainly, with what the user can check."""
+    return (f'patient {pred.patient_id}: the detector found no GTV/GTVln scoring >= {score_thr} on '
+            f'any of {len(pred.prepared.slices)} {pred.prepared.sequence} slices, so no MSOM risk '
+            'is given. Check that the series shows the nasopharynx and is the right sequence, '
+            'or lower --det-score-thr.')
+
+
+def rtstruct_contours(pred: PatientPrediction, classes: Sequence[str]) -> dict[str, list]:
+    """class -> LPS mm contours of every kept detection mask."""
+    by_index = {s.index: s for s in pred.prepared.slices}
+    rois: dict[str, list] = {name: [] for name in classes}
+    for i, dets in pred.detections.items():
+        slc = by_index[i]
+        for label, mask in zip(dets.labels, dets.masks):
+            rois[classes[int(label)]] += masks_to_contours_mm(mask, slc.origin_mm, slc.spacing_mm,
+                                                              slc.z_mm)
+    return {name: contours for name, contours in rois.items() if contours}
+
+
+def write_prediction(out_dir: Path, pred: PatientPrediction, classes: Sequence[str],
+                     cutoff: float, settings: Mapping[str, Any], overwrite: bool = False) -> dict:
+    """Write OUT/prediction.json, OUT/overlays/*.png and OUT/detections_rtstruct.dcm."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f'{out_dir} exists; choose another --out or pass --overwrite')
+    staging = out_dir.with_name(out_dir.name + '.partial')
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    record = prediction_record(pred, classes, cutoff, settings)
+    by_index = {s.index: s for s in pred.prepared.slices}
+    for i, dets in pred.detections.items():
+        title = f'{pred.patient_id} z={by_index[i].z_mm:.1f} mm'
+        if i in pred.slice_scores:
+            title += f'  slice MSOM score {pred.slice_scores[i]:.2f}'
+        write_overlay(staging / f'overlays/slice_{i:04d}.png', by_index[i].image, dets, classes,
+                      title)
+    if pred.detections:
+        write_detections_rtstruct(staging / 'detections_rtstruct.dcm', pred.series_files,
+                                  rtstruct_contours(pred, classes), patient_id=pred.patient_id)
+        record['rtstruct'] = 'detections_rtstruct.dcm'
+    (staging / 'prediction.json').write_text(json.dumps(record, indent=2, allow_nan=False) + '\n')
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    staging.rename(out_dir)
+    return record

@@ -1,0 +1,173 @@
+"""Prediction for a new patient: tumour slices found, scored, mapped back to millimetres.
+
+The detector is replaced by an oracle that returns the converter's own
+ground-truth masks, so the test checks what predict adds -- slice search,
+scoring, averaging, geometry, outputs -- independently of detector quality.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from mmengine.config import Config
+
+from data_prep.dicom_writer import PatientHeader, ellipse_contour, write_mr_series, write_rtstruct
+from data_prep.options import PrepOptions
+from data_prep.patient import prepare_patient
+from mmnpc.inference.predict_patient import (PatientPrediction, PredictOptions, find_tumour_slices,
+                                             load_series, predict_patient, slices_to_look_at)
+from mmnpc.inference.prediction_outputs import write_prediction
+from mmnpc.inference.slice_detector import SliceDetections
+
+REPO = Path(__file__).resolve().parents[3]
+PID = 'NEW_007'
+HEADER = PatientHeader(name='ROE^RICHARD', patient_id='MRN777', birth_date='19500101',
+                       accession='ACC777', institution='Elsewhere Hospital', study_date='20200202')
+LESION = np.array([10.0, -15.0, 6.0])  # LPS mm
+SEMI = 9.0  # mm, radius of the spherical GTV
+CLASSES = ('GTV', 'GTVln')
+
+
+def _write_patient(root: Path) -> None:
+    """A coronal CE-T1 series (slices along +y, rows along -z) with a spherical GTV contoured."""
+    x, y, z = np.eye(3)
+    direction, spacing, shape, origin = np.column_stack([x, -z, y]), (2.0, 2.0, 3.0), (14, 36, 44), \
+        (-44.0, -40.0, 36.0)
+    series = write_mr_series(root / 'mr', np.random.default_rng(3).normal(300, 30, shape).clip(0),
+                             spacing=spacing, origin=origin, direction=direction,
+                             description='T1 +C COR', patient=HEADER)
+    contours = []
+    for k in range(shape[0]):
+        y_k = origin[1] + k * spacing[2]
+        r2 = SEMI ** 2 - (y_k - LESION[1]) ** 2
+        if r2 > 4:
+            centre = np.array([LESION[0], y_k, LESION[2]])
+            contours.append(ellipse_contour(centre, (np.sqrt(r2), np.sqrt(r2)), 48,
+                                            plane_axes=(direction[:, 0], direction[:, 1])))
+    write_rtstruct(root / 'RS.dcm', series, {'GTV': contours}, patient=HEADER)
+
+
+class OracleDetector:
+    """Returns a slice's ground-truth GTV mask as one detection scoring 0.9.
+
+    Slices are recognised by their pixels: predict re-reads the same DICOM with
+    the same code, so its images equal the converter's byte for byte.
+    """
+
+    classes = CLASSES
+
+    def __init__(self, slices) -> None:
+        self.truth = {s.image.tobytes(): (s.index, s.masks.get('GTV')) for s in slices}
+        self.calls: list[int] = []
+
+    def detect(self, images):
+        out = []
+        for image in images:
+            index, mask = self.truth[image.tobytes()]
+            self.calls.append(index)
+            if mask is None:
+                out.append(SliceDetections(np.zeros((0, 4)), np.zeros(0), np.zeros(0, int),
+                                           np.zeros((0, *image.shape), bool)))
+                continue
+            v, u = np.nonzero(mask)
+            box = np.array([[u.min(), v.min(), u.max() + 1, v.max() + 1]], float)
+            out.append(SliceDetections(box, np.array([0.9]), np.array([0]), mask[None]))
+        return out
+
+
+@pytest.fixture(scope='module')
+def patient(tmp_path_factory):
+    root = tmp_path_factory.mktemp('new') / PID
+    _write_patient(root)
+    truth = prepare_patient(root, PID, PrepOptions(sequences=('cet1',)))['cet1']
+    masks = {s.index: s.masks['GTV'] for s in truth.slices if 'GTV' in s.masks}
+    assert masks, 'the test patient has no GTV'
+    return root, truth.slices, masks
+
+
+@pytest.fixture(scope='module')
+def classifier():
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    import mmnpc  # noqa: F401
+    cfg = Config.fromfile(str(REPO / 'configs' / 'msom_cet1_tiny.py'))
+    init_default_scope('mmdet')
+    return MODELS.build(cfg.model).eval(), cfg
+
+
+def test_coarse_then_fine_slice_search():
+    assert slices_to_look_at(10, 4) == [0, 4, 8]
+    assert slices_to_look_at(10, 4, [4]) == [1, 2, 3, 4, 5, 6, 7]
+    assert slices_to_look_at(5, 1) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError):
+        slices_to_look_at(5, 0)
+
+
+def test_coarse_search_finds_every_tumour_slice_with_fewer_calls(patient):
+    _, slices, masks = patient
+    detector = OracleDetector(slices)
+    found = find_tumour_slices([s.image for s in slices], detector, PredictOptions())
+    assert set(found) == set(masks)
+    assert len(detector.calls) < len(slices)  # did not look at every slice
+    assert len(set(detector.calls)) == len(detector.calls)  # nor at any slice twice
+
+
+def test_prediction_lands_on_the_tumour_in_millimetres(patient, classifier, tmp_path):
+    root, slices, masks = patient
+    model, cfg = classifier
+    pred = predict_patient(root, OracleDetector(slices), model, cfg, None, cutoff=0.5,
+                           options=PredictOptions(sequence='cet1'))
+    assert set(pred.detections) == set(masks)
+    assert 0.0 <= pred.msom_score <= 1.0
+    assert pred.msom_score == pytest.approx(np.mean(list(pred.slice_scores.values())))
+    assert pred.risk_group == ('high' if pred.msom_score >= 0.5 else 'low')
+
+    record = write_prediction(tmp_path / 'out', pred, CLASSES, 0.5, {'det_score_thr': 0.5})
+    centre_slice = min(record['slices'], key=lambda s: abs(s['z_mm'] - LESION[2]))
+    centroid = centre_slice['detections'][0]['centroid_lps_mm']
+    assert np.allclose(centroid, LESION, atol=1.5)  # native voxels are 2-3 mm
+    x1, y1, x2, y2 = centre_slice['detections'][0]['bbox_lps_mm']
+    assert x2 - x1 == pytest.approx(2 * SEMI, abs=3) and y2 - y1 == pytest.approx(2 * SEMI, abs=3)
+    assert (tmp_path / 'out' / centre_slice['overlay']).is_file()
+    assert not (tmp_path / 'out.partial').exists()
+
+
+def test_rtstruct_references_the_input_series_and_holds_no_identifiers(patient, tmp_path):
+    root, _, masks = patient
+    prepared, files = load_series(root, PID, PrepOptions(), 'cet1')
+    dets = {}
+    for i, mask in masks.items():
+        v, u = np.nonzero(mask)
+        dets[i] = SliceDetections(np.array([[u.min(), v.min(), u.max() + 1, v.max() + 1]], float),
+                                  np.array([0.8]), np.array([0]), mask[None])
+    pred = PatientPrediction(PID, prepared, files, dets, {i: 0.3 for i in dets}, 0.3, 'low')
+    write_prediction(tmp_path / 'out', pred, CLASSES, 0.5, {})
+    rs = pydicom.dcmread(tmp_path / 'out' / 'detections_rtstruct.dcm')
+    series = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    assert rs.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID == \
+        series[0].FrameOfReferenceUID
+    sops = {ds.SOPInstanceUID for ds in series}
+    refs = {img.ReferencedSOPInstanceUID for roi in rs.ROIContourSequence
+            for c in roi.ContourSequence for img in c.ContourImageSequence}
+    assert refs and refs <= sops
+    everything = b''.join(p.read_bytes() for p in (tmp_path / 'out').rglob('*') if p.is_file())
+    for planted in ('ROE^RICHARD', 'MRN777', '19500101', 'ACC777', 'Elsewhere Hospital'):
+        assert planted.encode() not in everything
+
+
+def test_no_detection_gives_a_message_not_a_number(patient, classifier, tmp_path):
+    root, slices, _ = patient
+    model, cfg = classifier
+    no_tumour = [dataclasses.replace(s, masks={}) for s in slices]
+    pred = predict_patient(root, OracleDetector(no_tumour), model, cfg, None, cutoff=0.5)
+    record = write_prediction(tmp_path / 'out', pred, CLASSES, 0.5, {'det_score_thr': 0.5})
+    assert pred.msom_score is None and record['msom_score'] is None
+    assert record['status'] == 'no_tumour_detected'
+    assert PID in record['message'] and 'no MSOM risk' in record['message']
+    assert not (tmp_path / 'out' / 'detections_rtstruct.dcm').exists()
+    assert json.loads((tmp_path / 'out' / 'prediction.json').read_text())['msom_score'] is None

@@ -1,0 +1,103 @@
+"""MSOM risk for a new patient from DICOM alone (no contours needed).
+
+    python tools/predict.py PATIENT_DICOM_DIR --det-checkpoint DET.pth \\
+        --cls-checkpoint CLS.pth --config configs/msom_fusion.py \\
+        [--clinical clinical.json] [--cutoff X] --out DIR
+
+The folder name of PATIENT_DICOM_DIR is the patient id. Writes DIR/prediction.json
+(msom_score, risk_group, cutoff, the slices used with their detections in px and
+patient mm), DIR/overlays/*.png and DIR/detections_rtstruct.dcm (references the
+input series). A patient where the detector finds nothing gets a message and
+exit status 2, not a number. The cut-off is --cutoff, else the training-patient
+cut-off in metrics.json that tools/test.py wrote next to the classifier checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from _common import headless_matplotlib
+
+NO_TUMOUR_EXIT = 2
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='MSOM risk of one new patient')
+    parser.add_argument('patient_dir', type=Path, help='folder of the patient\'s DICOM files')
+    parser.add_argument('--det-checkpoint', required=True, type=Path, help='stage-1 checkpoint')
+    parser.add_argument('--det-config', type=Path,
+                        help='detector config (default: the one saved in the checkpoint)')
+    parser.add_argument('--cls-checkpoint', required=True, type=Path, help='stage-2 checkpoint')
+    parser.add_argument('--config', required=True, type=Path, help='stage-2 (msom_*) config')
+    parser.add_argument('--clinical', type=Path,
+                        help='JSON object of the patient\'s clinical values (clinical.csv '
+                        'column names; null = unknown); required by fusion classifiers')
+    parser.add_argument('--cutoff', type=float,
+                        help='risk cut-off (default: metrics.json beside --cls-checkpoint)')
+    parser.add_argument('--out', required=True, type=Path, help='output folder')
+    parser.add_argument('--overwrite', action='store_true', help='replace --out if it exists')
+    parser.add_argument('--det-score-thr', type=float, default=0.5,
+                        help='a slice is used when a GTV/GTVln detection scores >= this (0.5)')
+    parser.add_argument('--coarse-step', type=int, default=4,
+                        help='first look at every N-th slice (1 mm apart), then near hits (4; '
+                        '1 = every slice)')
+    parser.add_argument('--mapping', type=Path, help='data_prep mapping file (series names)')
+    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
+    return parser.parse_args()
+
+
+def resolve_cutoff(cutoff: float | None, cls_checkpoint: Path) -> tuple[float, str]:
+    """The cut-off and where it came from; refuses to guess one."""
+    if cutoff is not None:
+        return cutoff, 'command line'
+    metrics = cls_checkpoint.parent / 'metrics.json'
+    if metrics.is_file():
+        value = json.loads(metrics.read_text()).get('cutoff')
+        if value is not None:
+            return float(value), str(metrics)
+    sys.exit(f'no cut-off: pass --cutoff, or run tools/test.py on the classifier so that '
+             f'{metrics} holds the cut-off fitted on the training patients')
+
+
+def main() -> int:
+    args = parse_args()
+    headless_matplotlib()
+    import mmnpc  # noqa: F401  registers modules, trusted checkpoint loading
+    from data_prep.options import load_options
+    from mmengine.config import Config
+    from mmnpc.inference.predict_patient import PredictOptions, encode_clinical, predict_patient
+    from mmnpc.inference.prediction_outputs import no_detection_message, write_prediction
+    from mmnpc.inference.slice_detector import SliceDetector
+    from mmnpc.models import init_msom_classifier
+
+    start = time.time()
+    cutoff, cutoff_source = resolve_cutoff(args.cutoff, args.cls_checkpoint)
+    cls_cfg = Config.fromfile(str(args.config))
+    classifier, encoder = init_msom_classifier(cls_cfg, str(args.cls_checkpoint), args.device)
+    patient_id = args.patient_dir.resolve().name
+    values = json.loads(args.clinical.read_text()) if args.clinical else None
+    clinical = encode_clinical(encoder, values, patient_id, classifier.num_clinical > 0)
+    detector = SliceDetector(args.det_checkpoint, args.det_config, args.device,
+                             score_thr=args.det_score_thr)
+    options = PredictOptions(sequence=cls_cfg.sequence, det_score_thr=args.det_score_thr,
+                             coarse_step=args.coarse_step)
+    print(f'[predict] {patient_id}: reading {options.sequence} series, detecting tumour slices')
+    pred = predict_patient(args.patient_dir, detector, classifier, cls_cfg, clinical, cutoff,
+                           options, load_options(args.mapping))
+    settings = {'cutoff_source': cutoff_source, 'det_score_thr': args.det_score_thr,
+                'coarse_step': args.coarse_step, 'seconds': round(time.time() - start, 1)}
+    record = write_prediction(args.out, pred, detector.classes, cutoff, settings, args.overwrite)
+    if pred.msom_score is None:
+        print(no_detection_message(pred, args.det_score_thr))
+        return NO_TUMOUR_EXIT
+    print(f'[predict] {patient_id}: MSOM score {record["msom_score"]:.3f} '
+          f'({record["risk_group"]} risk, cut-off {cutoff:.3f}) from {record["n_slices_scored"]} '
+          f'of {record["n_slices_total"]} slices; written to {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
