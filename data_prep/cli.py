@@ -3,6 +3,7 @@
     python -m data_prep synth OUT_DIR [--patients N] [--seed S]
     python -m data_prep convert COHORT OUT [--val-fraction F] [--seed S] [--workers N]
                                 [--split-file F] [--mapping F] [--overwrite]
+                                [--skip-bad-patients]
 
 The work is done by ``data_prep.synth.synthesize_cohort`` and
 ``data_prep.convert.convert_cohort``; bad input is reported as one
@@ -67,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                               '(see data_prep.options)')
     convert.add_argument('--overwrite', action='store_true',
                          help='replace OUT if it exists (only a previous data_prep output)')
+    convert.add_argument('--skip-bad-patients', action='store_true',
+                         help='leave out (and list in manifest.json under "skipped") each '
+                              'patient whose images or clinical row are bad, instead of '
+                              'stopping at the first one')
     convert.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser
 
@@ -112,7 +117,7 @@ def run_convert(args: argparse.Namespace) -> None:
                 args.cohort, args.out, val_fraction=args.val_fraction, seed=args.seed,
                 workers=args.workers, split_file=args.split_file,
                 options=load_options(args.mapping), overwrite=args.overwrite,
-                progress=not args.no_progress)
+                skip_bad_patients=args.skip_bad_patients, progress=not args.no_progress)
     except BaseException:
         staging = staging_dir(args.out)
         if staging.exists():
@@ -137,6 +142,9 @@ def format_summary(summary: dict) -> str:
                          f'{count["images_with_annotations"]:>10}{count["annotations"]:>12}')
     out = Path(summary['out'])
     lines.append(f'clinical table: {out / "clinical.csv"}; manifest: {out / "manifest.json"}')
+    if summary['skipped']:
+        lines.append(f'SKIPPED {len(summary["skipped"])} patients (reasons in manifest.json '
+                     f'under "skipped"): {", ".join(summary["skipped"])}')
     if summary['warnings']:
         lines.append(f'{len(summary["warnings"])} patients have conversion warnings '
                      '(listed per sequence in manifest.json)')

@@ -37,9 +37,23 @@ def read_clinical(path: Path) -> pd.DataFrame:
 
     Returns a DataFrame with exactly ``CLINICAL_COLUMNS`` (str, '' = missing),
     one row per patient, sorted by ``patient_id``. Raises DataPrepError naming
-    the file, column, row and patient for: a missing column, an empty or
-    duplicated ``patient_id``, a non-numeric value in a numeric column, a value
-    other than 0/1 in an event column.
+    the file, column, row and patient for every problem ``load_clinical``
+    finds (all bad rows in one message).
+    """
+    table, bad_rows = load_clinical(path)
+    if bad_rows:
+        raise DataPrepError('; '.join(bad_rows.values()))
+    return table
+
+
+def load_clinical(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The valid rows of the clinical table, and patient_id -> problem for the others.
+
+    Raises DataPrepError for problems of the whole table: file missing or not a
+    CSV, a required column missing or repeated, an empty ``patient_id``. A row
+    is bad (and left out of the table) when its ``patient_id`` is repeated, a
+    numeric column holds a non-number, an event column holds other than 0/1,
+    or the outcome columns contradict each other (``outcome_problem``).
     """
     table = read_text_table(path)
     missing = [name for name in CLINICAL_COLUMNS if name not in table.columns]
@@ -49,12 +63,21 @@ def read_clinical(path: Path) -> pd.DataFrame:
     if unknown:
         logger.warning('%s: dropping columns not in the clinical schema (they may hold '
                        'identifiers): %s', path, unknown)
-    table = table[list(CLINICAL_COLUMNS)]
-
+    table = table[list(CLINICAL_COLUMNS)].reset_index(drop=True)
     _check_patient_ids(table, path)
-    for column in NUMERIC_COLUMNS:
-        _check_numeric(table, column, path)
-    return table.sort_values('patient_id', kind='stable').reset_index(drop=True)
+    bad_rows: dict[str, str] = {}
+    for pid, rows in table.groupby('patient_id', sort=True).groups.items():
+        if len(rows) > 1:
+            lines = ', '.join(str(row + 2) for row in rows)
+            bad_rows[pid] = f'{path}: patient_id {pid!r} appears more than once (lines {lines})'
+    for row in range(len(table)):
+        pid = table['patient_id'].iloc[row]
+        if pid not in bad_rows:
+            problem = _row_problem(table, row, path)
+            if problem:
+                bad_rows[pid] = problem
+    good = table.loc[~table['patient_id'].isin(bad_rows)]
+    return good.sort_values('patient_id', kind='stable').reset_index(drop=True), bad_rows
 
 
 def read_text_table(path: Path) -> pd.DataFrame:
@@ -87,28 +110,53 @@ def _row_label(table: pd.DataFrame, row: int) -> str:
 
 
 def _check_patient_ids(table: pd.DataFrame, path: Path) -> None:
-    """Refuse empty and repeated patient ids."""
+    """Refuse empty patient ids (a row that names no patient cannot be skipped)."""
     empty = [_row_label(table, row) for row, patient in enumerate(table['patient_id'])
              if not patient]
     if empty:
         raise DataPrepError(f'{path}: empty patient_id in {", ".join(empty)}')
-    repeated = sorted(table.loc[table['patient_id'].duplicated(), 'patient_id'].unique())
-    if repeated:
-        raise DataPrepError(f'{path}: patient_id appears more than once: {repeated}')
 
 
-def _check_numeric(table: pd.DataFrame, column: str, path: Path) -> None:
-    """Every non-empty cell of ``column`` must parse as a finite number (0/1 for events)."""
-    for row, text in enumerate(table[column]):
+def _row_problem(table: pd.DataFrame, row: int, path: Path) -> str | None:
+    """The first problem of one row (non-numeric, non-binary, outcome contradiction)."""
+    values = {}
+    for column in NUMERIC_COLUMNS:
+        text = table[column].iloc[row]
         if text == '':
             continue
         value = pd.to_numeric(text, errors='coerce')
         if pd.isna(value) or not math.isfinite(value):
-            raise DataPrepError(
-                f'{path}: column {column!r}, {_row_label(table, row)}: {text!r} is not a number')
+            return f'{path}: column {column!r}, {_row_label(table, row)}: {text!r} is not a number'
         if column in BINARY_COLUMNS and value not in (0, 1):
-            raise DataPrepError(
-                f'{path}: column {column!r}, {_row_label(table, row)}: {text!r} must be 0 or 1')
+            return f'{path}: column {column!r}, {_row_label(table, row)}: {text!r} must be 0 or 1'
+        values[column] = float(value)
+    problem = outcome_problem(values, table['msom_site'].iloc[row] != '')
+    return f'{path}: {_row_label(table, row)}: {problem}' if problem else None
+
+
+def outcome_problem(values: Mapping[str, float], has_site: bool) -> str | None:
+    """What contradicts in one patient's outcome columns, or None.
+
+    values: numeric column -> value, absent = empty cell. Checked: a survival
+    time and its event given together (an event without its time, or a time
+    without its event, cannot be analysed); no negative time; DMFS not longer
+    than OS; msom = 1 only with a distant metastasis (dmfs_event = 1 when
+    given); no metastasis site with msom = 0.
+    """
+    for time, event in (('dmfs_months', 'dmfs_event'), ('os_months', 'os_event')):
+        if (time in values) != (event in values):
+            given, empty = (event, time) if event in values else (time, event)
+            return f'{given} is given but {empty} is empty'
+        if values.get(time, 0.0) < 0:
+            return f'{time} is negative ({values[time]:g})'
+    if values.get('dmfs_months', -math.inf) > values.get('os_months', math.inf):
+        return (f'dmfs_months ({values["dmfs_months"]:g}) is longer than os_months '
+                f'({values["os_months"]:g})')
+    if values.get('msom') == 1 and values.get('dmfs_event') == 0:
+        return 'msom is 1 but dmfs_event is 0'
+    if has_site and values.get('msom') == 0:
+        return 'msom_site is given but msom is 0'
+    return None
 
 
 def check_patients_match(clinical: pd.DataFrame, image_patients: Iterable[str],
@@ -128,6 +176,17 @@ def check_patients_match(clinical: pd.DataFrame, image_patients: Iterable[str],
         problems.append(f'rows in clinical.csv without an image folder: {no_images}')
     if problems:
         raise DataPrepError(f'{cohort}: ' + '; '.join(problems))
+
+
+def unmatched_patients(clinical: pd.DataFrame, image_patients: Iterable[str],
+                       cohort: Path) -> dict[str, str]:
+    """patient_id -> reason, for image folders without a clinical row and the reverse."""
+    with_images, with_row = set(image_patients), set(clinical['patient_id'])
+    reasons = {pid: f'patient {pid}: image folder {cohort / pid} has no row in clinical.csv'
+               for pid in with_images - with_row}
+    reasons |= {pid: f'patient {pid}: row in {cohort / "clinical.csv"} has no image folder'
+                for pid in with_row - with_images}
+    return dict(sorted(reasons.items()))
 
 
 def write_clinical(clinical: pd.DataFrame, splits: Mapping[str, str], path: Path) -> None:

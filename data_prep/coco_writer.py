@@ -102,20 +102,29 @@ def component_annotations(mask: np.ndarray, category_id: int) -> list[dict]:
     mask: bool (H, W). Components are returned in scipy's label order (raster
     order of their first pixel), so the result is deterministic.
     """
-    labels, _ = ndimage.label(mask, structure=_EIGHT_CONNECTED)
+    rows_used, cols_used = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows_used.size == 0:
+        return []
+    # Labelling only the box around the mask is faster and keeps the raster order.
+    top, left = int(rows_used[0]), int(cols_used[0])
+    box = (slice(top, int(rows_used[-1]) + 1), slice(left, int(cols_used[-1]) + 1))
+    labels, _ = ndimage.label(mask[box], structure=_EIGHT_CONNECTED)
     annotations = []
     for label, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
         # A hole never touches the bounding box, so the crop decides holes and outline.
         crop = labels[rows, cols] == label
+        x0, y0 = cols.start + left, rows.start + top
         if has_hole(crop):
-            segmentation = rle_segmentation(labels == label)
+            component = np.zeros(mask.shape, dtype=bool)
+            component[box] = labels == label
+            segmentation = rle_segmentation(component)
         else:
-            polygon = np.asarray(edge_polygon(crop)).reshape(-1, 2) + (cols.start, rows.start)
+            polygon = np.asarray(edge_polygon(crop)).reshape(-1, 2) + (x0, y0)
             segmentation = [polygon.ravel().tolist()]
         annotations.append({
             'category_id': int(category_id),
             'segmentation': segmentation,
-            'bbox': [float(cols.start), float(rows.start),
+            'bbox': [float(x0), float(y0),
                      float(cols.stop - cols.start), float(rows.stop - rows.start)],
             'area': int(crop.sum()),
             'iscrowd': 0,
@@ -186,6 +195,16 @@ def build_coco(records: Sequence[tuple[dict, Sequence[dict]]], description: str)
 
 def to_json_value(value: object) -> object:
     """Plain-JSON copy of ``value``: floats rounded, tuples/arrays as lists, paths as str."""
+    kind = type(value)  # fast path for the built-in types COCO files are made of
+    if kind is float:
+        return round(value, FLOAT_DIGITS)
+    if kind is str or kind is int or value is None:
+        return value
+    if kind is list or kind is tuple:  # polygons: long lists of floats
+        return [round(item, FLOAT_DIGITS) if type(item) is float else to_json_value(item)
+                for item in value]
+    if kind is dict:
+        return {str(key): to_json_value(item) for key, item in value.items()}
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):

@@ -19,8 +19,16 @@ leaves an ``OUT``. Each patient is converted into
 written last, as the done marker). A failed run keeps the staging folder; the
 next run with the same conversion options re-uses every patient whose fragment
 is complete and whose input files (names, sizes, modification times) are
-unchanged, and converts only the rest. Splitting happens after conversion, so a
-different seed, fraction or split file re-uses all fragments.
+unchanged, and converts only the rest; the final assembly links the JPEGs
+(the work folders stay whole until the end), so an interruption at any point
+costs at most the patients in progress. Fragments do not depend on the split,
+so a different seed, fraction or split file re-uses all of them.
+
+Bad patients: by default the first DataPrepError stops the run. With
+``skip_bad_patients`` a patient whose clinical row, folder or images are bad is
+left out, logged (``skipping patient <id>: <reason naming the file>``) and
+listed with its reason under ``skipped`` in ``manifest.json``; the split is then
+made over the remaining patients. Skipped patients are retried by every run.
 
 Output bytes depend only on the input and parameters (sorted processing order,
 deterministic JSON, identical JPEG encoding), whatever ``workers`` is.
@@ -36,11 +44,17 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+import pandas as pd
 from tqdm import tqdm
 
 from data_prep import __version__
 from data_prep import coco_writer
-from data_prep.clinical import check_patients_match, read_clinical, write_clinical
+from data_prep.clinical import (
+    check_patients_match,
+    load_clinical,
+    unmatched_patients,
+    write_clinical,
+)
 from data_prep.coco_writer import dumps_json, to_json_value, write_json
 from data_prep.options import PrepOptions, load_options
 from data_prep.patient import prepare_patient
@@ -61,31 +75,29 @@ _FORBIDDEN_INFO_WORDS = ('uid', 'date', 'time', 'patientname', 'birth', 'accessi
 def convert_cohort(cohort: Path, out: Path, *, val_fraction: float = 0.25, seed: int = 0,
                    workers: int = 1, split_file: Path | None = None,
                    options: PrepOptions | None = None, overwrite: bool = False,
-                   progress: bool = True) -> dict:
+                   skip_bad_patients: bool = False, progress: bool = True) -> dict:
     """Convert ``cohort`` into ``out`` (layout in the module docstring); return a summary.
 
     val_fraction, seed: stratified patient split (ignored when ``split_file`` is given).
     workers: patients converted in parallel processes (1 = in this process).
     options: conversion options; None = ``load_options(None)`` (the defaults).
     overwrite: replace an existing ``out`` (only one this function wrote, or an empty folder).
+    skip_bad_patients: a patient whose clinical row or images raise DataPrepError is
+        left out (logged, and listed under ``skipped`` in the manifest) instead of
+        stopping the run; problems of the whole table or of the arguments still raise.
+        Skipped patients are not in the split (a split file may list them).
 
     Returns ``{'out', 'patients': {split: n}, 'sequences': {seq: {split: {'images',
     'images_with_annotations', 'annotations'}}}, 'converted_patients', 'reused_patients',
-    'warnings'}``. Raises DataPrepError on bad input or arguments.
+    'warnings', 'skipped': {patient_id: reason}}``. Raises DataPrepError on bad input
+    or arguments.
     """
     cohort, out = Path(cohort).resolve(), Path(out).resolve()
     options = load_options(None) if options is None else options
     _check_arguments(cohort, out, workers, overwrite, options)
-    clinical = read_clinical(cohort / 'clinical.csv')
-    patients = _patient_folders(cohort)
-    check_patients_match(clinical, patients, cohort)
-    if split_file is not None:
-        splits = read_split_file(Path(split_file), patients)
-        digest = hashlib.sha256(Path(split_file).read_bytes()).hexdigest()
-        split_source = f'split file sha256:{digest}'
-    else:
-        splits = stratified_split(clinical, val_fraction, seed)
-        split_source = 'stratified by msom'
+    clinical, patients, skipped = _select_patients(cohort, skip_bad_patients)
+    split_file = None if split_file is None else Path(split_file)
+    splits = _split(clinical, patients, split_file, set(skipped), val_fraction, seed)
 
     staging = staging_dir(out)
     run_fingerprint = _fingerprint({'mmnpc_version': __version__, 'options': options})
@@ -95,14 +107,28 @@ def convert_cohort(cohort: Path, out: Path, *, val_fraction: float = 0.25, seed:
     pending = [pid for pid in patients if not _fragment_done(staging, pid, fingerprints[pid])]
     logger.info('%d patients to convert, %d re-used from %s', len(pending),
                 len(patients) - len(pending), staging)
-    _convert_patients(cohort, staging, pending, fingerprints, options, workers, progress)
+    failed = _convert_patients(cohort, staging, pending, fingerprints, options, workers,
+                               progress, skip_bad_patients)
+    if failed:
+        skipped |= failed
+        patients = [pid for pid in patients if pid not in failed]
+        if not patients:
+            raise DataPrepError(f'{cohort}: every patient was skipped; nothing to write')
+        clinical = clinical.loc[clinical['patient_id'].isin(patients)]
+        splits = _split(clinical, patients, split_file, set(skipped), val_fraction, seed)
 
     fragments = {pid: _read_fragment(staging, pid) for pid in patients}
+    for pid, fragment in fragments.items():
+        for warning in fragment['warnings']:
+            logger.warning('patient %s: %s', pid, warning)
     counts = _assemble(staging, fragments, splits, options.sequences)
     write_clinical(clinical, splits, staging / 'clinical.csv')
-    parameters = {'seed': seed, 'val_fraction': val_fraction, 'split_source': split_source,
-                  'options': options, 'jpeg_quality': coco_writer.JPEG_QUALITY}
-    write_json(staging / 'manifest.json', _manifest(fragments, splits, parameters, counts),
+    parameters = {'seed': seed, 'val_fraction': val_fraction,
+                  'split_source': _split_source(split_file), 'options': options,
+                  'jpeg_quality': coco_writer.JPEG_QUALITY,
+                  'skip_bad_patients': skip_bad_patients}
+    write_json(staging / 'manifest.json',
+               _manifest(fragments, splits, parameters, counts, dict(sorted(skipped.items()))),
                indent=2)
     shutil.rmtree(staging / _WORK)
     _move_into_place(staging, out)
@@ -110,10 +136,11 @@ def convert_cohort(cohort: Path, out: Path, *, val_fraction: float = 0.25, seed:
         'out': str(out),
         'patients': {name: len(ids) for name, ids in patients_by_split(splits).items()},
         'sequences': counts,
-        'converted_patients': len(pending),
-        'reused_patients': len(patients) - len(pending),
+        'converted_patients': len(pending) - len(failed),
+        'reused_patients': len(patients) - len(pending) + len(failed),
         'warnings': {pid: fragment['warnings'] for pid, fragment in fragments.items()
                      if fragment['warnings']},
+        'skipped': dict(sorted(skipped.items())),
     }
 
 
@@ -158,6 +185,44 @@ def _check_replaceable(out: Path) -> None:
         pass
     raise DataPrepError(f'{out} exists and is not a data_prep output (no {MANIFEST_FORMAT} '
                         'manifest.json); refusing to replace it')
+
+
+def _select_patients(cohort: Path, skip_bad: bool) -> tuple[pd.DataFrame, list[str],
+                                                              dict[str, str]]:
+    """(valid clinical rows, patients to convert, patient_id -> reason skipped).
+
+    Without ``skip_bad`` any bad row or unmatched folder/row raises DataPrepError.
+    """
+    clinical, bad_rows = load_clinical(cohort / 'clinical.csv')
+    folders = _patient_folders(cohort)
+    if not skip_bad:
+        if bad_rows:
+            raise DataPrepError('; '.join(bad_rows.values()))
+        check_patients_match(clinical, folders, cohort)
+        return clinical, folders, {}
+    skipped = dict(bad_rows)
+    for pid, reason in unmatched_patients(clinical, folders, cohort).items():
+        skipped.setdefault(pid, reason)
+    for pid, reason in sorted(skipped.items()):
+        logger.warning('skipping patient %s: %s', pid, reason)
+    patients = [pid for pid in folders if pid not in skipped]
+    if not patients:
+        raise DataPrepError(f'{cohort}: every patient was skipped; nothing to convert')
+    return clinical.loc[clinical['patient_id'].isin(patients)], patients, skipped
+
+
+def _split(clinical: pd.DataFrame, patients: list[str], split_file: Path | None,
+           skipped: set[str], val_fraction: float, seed: int) -> dict[str, str]:
+    """patient_id -> 'train'/'val' for ``patients``, from the split file or stratified."""
+    if split_file is None:
+        return stratified_split(clinical, val_fraction, seed)
+    return read_split_file(split_file, patients, ignored=skipped)
+
+
+def _split_source(split_file: Path | None) -> str:
+    if split_file is None:
+        return 'stratified by msom'
+    return f'split file sha256:{hashlib.sha256(split_file.read_bytes()).hexdigest()}'
 
 
 def _patient_folders(cohort: Path) -> list[str]:
@@ -234,29 +299,48 @@ def _read_json(path: Path) -> dict:
 
 def _convert_patients(cohort: Path, staging: Path, pending: list[str],
                       fingerprints: dict[str, str], options: PrepOptions, workers: int,
-                      progress: bool) -> None:
-    """Convert the pending patients, serially or in ``workers`` processes."""
+                      progress: bool, skip_bad: bool) -> dict[str, str]:
+    """Convert the pending patients, serially or in ``workers`` processes.
+
+    Returns patient_id -> reason for the patients skipped (``skip_bad``) after a
+    DataPrepError; without ``skip_bad`` the first error is raised.
+    """
     tasks = [(cohort / pid, pid, options, _patient_work_dir(staging, pid), fingerprints[pid])
              for pid in pending]
+    failed: dict[str, str] = {}
+
+    def failure(pid: str, error: BaseException) -> None:
+        if not (skip_bad and isinstance(error, DataPrepError)):
+            logger.error('patient %s failed', pid)
+            raise error
+        logger.warning('skipping patient %s: %s', pid, error)
+        failed[pid] = str(error)
+
     bar = tqdm(total=len(tasks), desc='patients', unit='patient', disable=not progress)
     with bar:
         if workers == 1 or len(tasks) <= 1:
             for task in tasks:
                 bar.set_postfix_str(task[1])
-                convert_patient(*task)
+                try:
+                    convert_patient(*task)
+                except DataPrepError as error:
+                    failure(task[1], error)
                 bar.update()
-            return
+            return dict(sorted(failed.items()))
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
             futures = {pool.submit(convert_patient, *task): task[1] for task in tasks}
-            for future in as_completed(futures):
-                error = future.exception()
-                if error is not None:
-                    for other in futures:
-                        other.cancel()  # running ones finish (their fragments serve a resume)
-                    logger.error('patient %s failed', futures[future])
-                    raise error
-                bar.set_postfix_str(futures[future])
-                bar.update()
+            try:
+                for future in as_completed(futures):
+                    error = future.exception()
+                    if error is not None:
+                        failure(futures[future], error)
+                    bar.set_postfix_str(futures[future])
+                    bar.update()
+            except BaseException:
+                for other in futures:
+                    other.cancel()  # running ones finish (their fragments serve a resume)
+                raise
+    return dict(sorted(failed.items()))
 
 
 def convert_patient(patient_dir: Path, patient_id: str, options: PrepOptions, work: Path,
@@ -318,7 +402,10 @@ def _safe_info(info: dict, patient_id: str) -> dict:
 
 def _assemble(staging: Path, fragments: dict[str, dict], splits: dict[str, str],
               sequences: tuple[str, ...]) -> dict:
-    """Move JPEGs into ``<seq>/images`` and write ``<seq>/annotations/<split>.json``.
+    """Link JPEGs into ``<seq>/images`` and write ``<seq>/annotations/<split>.json``.
+
+    The patient work folders stay intact until the very end, so an assembly that
+    is interrupted is simply redone by the next run, without converting again.
 
     Images and annotations are numbered from 1 per json, in (patient, slice
     index) order. Returns the counts per sequence and split.
@@ -336,7 +423,7 @@ def _assemble(staging: Path, fragments: dict[str, dict], splits: dict[str, str],
             for pid in by_split[split]:
                 for record in fragments[pid]['sequences'][sequence]['slices']:
                     name = record['image']['file_name']
-                    os.replace(_patient_work_dir(staging, pid) / sequence / name, images_dir / name)
+                    _link(_patient_work_dir(staging, pid) / sequence / name, images_dir / name)
                     records.append((record['image'], record['annotations']))
             coco = coco_writer.build_coco(
                 records, f'mmnpc {__version__} data_prep: {sequence} {split}')
@@ -349,6 +436,14 @@ def _assemble(staging: Path, fragments: dict[str, dict], splits: dict[str, str],
             }
         _check_split_integrity(staging, sequence)
     return counts
+
+
+def _link(source: Path, target: Path) -> None:
+    """Hard-link ``source`` as ``target`` (same file system), or copy it where links fail."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _check_split_integrity(staging: Path, sequence: str) -> None:
@@ -368,8 +463,9 @@ def _check_split_integrity(staging: Path, sequence: str) -> None:
 
 
 def _manifest(fragments: dict[str, dict], splits: dict[str, str], parameters: dict,
-              counts: dict) -> dict:
-    """The manifest: format marker, version, parameters, per-patient info, counts."""
+              counts: dict, skipped: dict[str, str]) -> dict:
+    """The manifest: format marker, version, parameters, per-patient info, counts and the
+    patients skipped (patient_id -> reason, naming the file)."""
     patients = {}
     for pid, fragment in fragments.items():
         sequences = {}
@@ -381,7 +477,8 @@ def _manifest(fragments: dict[str, dict], splits: dict[str, str], parameters: di
             }
         patients[pid] = {'split': splits[pid], 'sequences': sequences}
     return {'format': MANIFEST_FORMAT, 'mmnpc_version': __version__,
-            'parameters': parameters, 'counts': counts, 'patients': patients}
+            'parameters': parameters, 'counts': counts, 'patients': patients,
+            'skipped': skipped}
 
 
 def _move_into_place(staging: Path, out: Path) -> None:

@@ -5,7 +5,9 @@ A file is taken as DICOM when it has the 'DICM' marker at byte 128 or (files
 without preamble/meta header, e.g. old implicit-VR exports) starts with a group
 0x0002 or 0x0008 element; anything else (notes, spreadsheets, .DS_Store) is
 skipped quietly. A DICOM file that cannot be parsed or lacks the identifying
-attributes raises ``DataPrepError``: skipping it would silently lose a slice.
+attributes, and a file that cannot be read at all (no permission, I/O error,
+a dangling symbolic link), raise ``DataPrepError``: skipping it would silently
+lose a slice.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ def scan_patient(patient_dir: Path, patient_id: str) -> list[SeriesInfo]:
     if not patient_dir.is_dir():
         raise DataPrepError(f'patient {patient_id}: folder {patient_dir} does not exist')
     groups: dict[tuple[str, str], list[tuple[Path, Dataset]]] = defaultdict(list)
-    for path in sorted(p for p in patient_dir.rglob('*') if p.is_file()):
+    for path in sorted(p for p in patient_dir.rglob('*') if _is_file_or_dangling_link(p)):
         ds = read_header(path, patient_id, patient_dir)
         if ds is not None and _is_kept(ds, path, patient_id, patient_dir):
             groups[(str(ds.Modality), str(ds.SeriesInstanceUID))].append((path, ds))
@@ -47,8 +49,12 @@ def scan_patient(patient_dir: Path, patient_id: str) -> list[SeriesInfo]:
 
 def read_header(path: Path, patient_id: str, patient_dir: Path | None = None) -> Dataset | None:
     """The header of ``path`` (no pixel data), or None when it is not a DICOM file."""
-    if not looks_like_dicom(path):
-        return None
+    try:
+        if not looks_like_dicom(path):
+            return None
+    except OSError as err:
+        raise DataPrepError(f'patient {patient_id}: cannot read file '
+                            f'{relative_name(path, patient_dir)} ({err.strerror or err})') from err
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
         ds.get('Modality')  # values are parsed lazily: touch one to surface errors
@@ -59,6 +65,11 @@ def read_header(path: Path, patient_id: str, patient_dir: Path | None = None) ->
         raise DataPrepError(f'patient {patient_id}: DICOM file {relative_name(path, patient_dir)}'
                             ' has an empty dataset (truncated?)')
     return ds
+
+
+def _is_file_or_dangling_link(path: Path) -> bool:
+    """A regular file, or a symbolic link whose target is missing (reported as unreadable)."""
+    return path.is_file() or (path.is_symlink() and not path.exists())
 
 
 def looks_like_dicom(path: Path) -> bool:

@@ -5,6 +5,19 @@ n = row direction x column direction (ImageOrientationPatient first triple x
 second triple), never by file name or InstanceNumber. The slice spacing comes
 from those positions, not from SliceThickness (which may differ from the
 spacing when there are gaps or overlaps).
+
+Messy series, and what happens (each fallback adds a warning to the manifest):
+
+* the same instance (SOPInstanceUID) stored twice with identical pixels: the
+  copy is ignored; two *different* files with one SOPInstanceUID: error;
+* two slices at one position, slices of several orientations or sizes, a
+  sheared stack (gantry tilt), gaps that are not a multiple of the usual gap:
+  error;
+* a single missing slice (a gap of twice the usual one): the slice is filled
+  by linear interpolation between its neighbours (``MrSeries.filled_slices``);
+  more consecutive missing slices: error;
+* an oblique series (axes more than ``OBLIQUE_WARN_DEG`` off the patient
+  axes): converted (resampled to the axial grid later) with a warning.
 """
 from __future__ import annotations
 
@@ -22,18 +35,35 @@ from data_prep.types import DataPrepError, SeriesInfo, Volume
 ORIENTATION_TOL = 1e-4  # max difference of IOP components between slices
 SPACING_TOL_MM = 1e-4  # max difference of PixelSpacing between slices
 DUPLICATE_TOL_MM = 1e-3  # two slices closer than this along n are duplicates
-GAP_TOL = 0.10  # max relative deviation of a slice gap from the median gap
+GAP_TOL = 0.10  # max deviation of gap / median gap from a whole number
+MAX_MISSING_SLICES = 1  # consecutive missing slices filled by interpolation
+OBLIQUE_WARN_DEG = 1.0  # axes further than this from the LPS axes are reported
 
 
 @dataclass
 class MrSeries:
-    """A loaded MR series; ``files``/``sop_instance_uids`` are in slice (k) order."""
+    """A loaded MR series; ``files``/``sop_instance_uids`` are in slice (k) order.
+
+    ``slice_indices[n]`` is the slice k of ``volume`` read from ``files[n]``;
+    slices of ``volume`` no file maps to were missing and are interpolated
+    (``filled_slices``).
+    """
 
     volume: Volume  # float32 [k, j, i], rescaled intensities
     files: tuple[Path, ...]
     sop_instance_uids: tuple[str, ...]
     orientation: tuple[float, ...]  # ImageOrientationPatient of the series (6)
+    slice_indices: tuple[int, ...] = ()  # () = 0, 1, ... (no missing slice)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def filled_slices(self) -> dict[int, tuple[int, int, float]]:
+        """Interpolated slice k -> (k below, k above, weight of the slice above)."""
+        filled = {}
+        for below, above in zip(self.slice_indices, self.slice_indices[1:]):
+            for k in range(below + 1, above):
+                filled[k] = (below, above, (k - below) / (above - below))
+        return filled
 
 
 def load_mr_volume(series: SeriesInfo) -> Volume:
@@ -47,28 +77,40 @@ def load_mr_series(series: SeriesInfo) -> MrSeries:
     spacing = (PixelSpacing[1], PixelSpacing[0], slice gap) mm -- DICOM
     PixelSpacing is [row spacing (between rows, along j), column spacing (along i)];
     direction columns = (IOP[0:3], IOP[3:6], n); origin = ImagePositionPatient of
-    the first slice along n.
+    the first slice along n. See the module docstring for the fallbacks.
     """
     pid = series.patient_id
-    datasets = [_read_dataset(path, pid) for path in series.files]
-    _check_consistent(datasets, series.files, pid)
-    axes = slice_axes(_floats(datasets[0], 'ImageOrientationPatient', series.files[0], pid),
-                      series.files[0], pid)
-    positions = np.array([_floats(ds, 'ImagePositionPatient', path, pid)
-                          for ds, path in zip(datasets, series.files)])
-    order = np.argsort(positions @ axes[:, 2], kind='stable')
-    files = tuple(series.files[k] for k in order)
     warnings: list[str] = []
+    datasets, paths = _without_identical_copies(
+        [_read_dataset(path, pid) for path in series.files], series.files, pid, warnings)
+    _check_consistent(datasets, paths, pid)
+    axes = slice_axes(_floats(datasets[0], 'ImageOrientationPatient', paths[0], pid),
+                      paths[0], pid)
+    positions = np.array([_floats(ds, 'ImagePositionPatient', path, pid)
+                          for ds, path in zip(datasets, paths)])
+    order = np.argsort(positions @ axes[:, 2], kind='stable')
+    datasets, files = [datasets[k] for k in order], tuple(paths[k] for k in order)
     row_mm, col_mm = _floats(datasets[0], 'PixelSpacing', files[0], pid)
-    dz = _slice_spacing(positions[order], axes, files, pid, datasets[order[0]], warnings,
-                        shear_tol_mm=0.01 + 0.1 * min(row_mm, col_mm))
-    array = np.stack([_pixels(datasets[k], series.files[k], pid) for k in order])
+    indices, dz = _slice_lattice(positions[order], axes, files, pid, datasets[0], warnings,
+                                 shear_tol_mm=0.01 + 0.1 * min(row_mm, col_mm))
+    array = _fill_missing(np.stack([_pixels(ds, path, pid) for ds, path in zip(datasets, files)]),
+                          indices)
+    angle = oblique_angle_deg(axes)
+    if angle > OBLIQUE_WARN_DEG:
+        warnings.append(f'oblique series ({angle:.1f} degrees off the patient axes): resampled '
+                        'to the axial grid')
     volume = Volume(array=array, spacing=(col_mm, row_mm, dz),
                     origin=tuple(float(v) for v in positions[order[0]]), direction=axes)
     return MrSeries(volume=volume, files=files,
-                    sop_instance_uids=tuple(str(datasets[k].SOPInstanceUID) for k in order),
+                    sop_instance_uids=tuple(str(ds.SOPInstanceUID) for ds in datasets),
                     orientation=tuple(float(v) for v in datasets[0].ImageOrientationPatient),
-                    warnings=warnings)
+                    slice_indices=tuple(int(k) for k in indices), warnings=warnings)
+
+
+def oblique_angle_deg(axes: np.ndarray) -> float:
+    """Largest angle (degrees) between a column of ``axes`` and its nearest LPS axis."""
+    cosines = np.clip(np.abs(np.asarray(axes)).max(axis=0), 0.0, 1.0)
+    return float(np.degrees(np.arccos(cosines)).max())
 
 
 def slice_axes(orientation: np.ndarray, path: Path, patient_id: str) -> np.ndarray:
@@ -135,17 +177,21 @@ def _layout(ds: Dataset, path: Path, pid: str) -> tuple[int, int, np.ndarray, np
             _floats(ds, 'PixelSpacing', path, pid))
 
 
-def _slice_spacing(positions: np.ndarray, axes: np.ndarray, files: tuple[Path, ...], pid: str,
-                   first: Dataset, warnings: list[str], shear_tol_mm: float) -> float:
-    """Mean gap (mm) between sorted slice positions; raise on duplicates/irregular gaps.
+def _slice_lattice(positions: np.ndarray, axes: np.ndarray, files: tuple[Path, ...], pid: str,
+                   first: Dataset, warnings: list[str],
+                   shear_tol_mm: float) -> tuple[np.ndarray, float]:
+    """(slice index k of each sorted position, slice spacing in mm).
 
-    Also raise when the slice positions do not lie on one line along the normal
-    (in-plane shift > ``shear_tol_mm``): such a stack is not a regular grid.
+    Consecutive positions are one usual (median) gap apart, or -- a missing
+    slice, reported in ``warnings`` -- up to ``MAX_MISSING_SLICES + 1`` gaps.
+    Raise on duplicates, on other irregular gaps, and when the positions do not
+    lie on one line along the normal (in-plane shift > ``shear_tol_mm``): such a
+    stack is not a regular grid.
     """
     if len(positions) == 1:
         dz = float(first.get('SpacingBetweenSlices') or first.get('SliceThickness') or 1.0)
         warnings.append(f'single-slice series: slice spacing {dz:g} mm taken from the header')
-        return dz
+        return np.zeros(1, dtype=int), dz
     offsets = positions - positions[0]
     along = offsets @ axes[:, 2]
     sideways = np.linalg.norm(offsets - np.outer(along, axes[:, 2]), axis=1)
@@ -160,12 +206,59 @@ def _slice_spacing(positions: np.ndarray, axes: np.ndarray, files: tuple[Path, .
         k = int(np.argmax(gaps < DUPLICATE_TOL_MM))
         raise DataPrepError(f'patient {pid}: files {between[k]} have the same slice position')
     median = float(np.median(gaps))
-    deviation = np.abs(gaps - median)
-    if deviation.max() > GAP_TOL * median:
+    steps = np.maximum(np.rint(gaps / median), 1).astype(int)
+    deviation = np.abs(gaps / median - steps)
+    if deviation.max() > GAP_TOL:
         k = int(deviation.argmax())
         raise DataPrepError(f'patient {pid}: irregular slice gap of {gaps[k]:.3f} mm (median '
                             f'{median:.3f} mm) between files {between[k]}')
-    return float(along[-1] / (len(along) - 1))
+    if steps.max() > MAX_MISSING_SLICES + 1:
+        k = int(steps.argmax())
+        raise DataPrepError(f'patient {pid}: {steps[k] - 1} consecutive slices missing (gap of '
+                            f'{gaps[k]:.3f} mm, median {median:.3f} mm) between files '
+                            f'{between[k]}; at most {MAX_MISSING_SLICES} is interpolated')
+    for k in np.flatnonzero(steps > 1):
+        warnings.append(f'{steps[k] - 1} missing slice(s) filled by linear interpolation (gap '
+                        f'of {gaps[k]:.3f} mm, median {median:.3f} mm, between files '
+                        f'{between[k]})')
+    indices = np.concatenate([[0], np.cumsum(steps)])
+    return indices, float(along[-1] / indices[-1])
+
+
+def _fill_missing(array: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """[k, j, i] stack with slice n of ``array`` at k = indices[n]; the slices in
+    between interpolated linearly from their two neighbours."""
+    if indices[-1] == len(indices) - 1:
+        return array
+    full = np.empty((int(indices[-1]) + 1, *array.shape[1:]), dtype=array.dtype)
+    full[indices] = array
+    for n, (below, above) in enumerate(zip(indices, indices[1:])):
+        for k in range(below + 1, above):
+            weight = (k - below) / (above - below)
+            full[k] = (1 - weight) * array[n] + weight * array[n + 1]
+    return full
+
+
+def _without_identical_copies(datasets: list[Dataset], files: tuple[Path, ...], pid: str,
+                              warnings: list[str]) -> tuple[list[Dataset], tuple[Path, ...]]:
+    """Drop files repeating an earlier file's SOPInstanceUID with the same position and
+    pixels (a copy, noted in ``warnings``); raise when such files differ."""
+    kept: dict[str, int] = {}
+    keep = []
+    for n, ds in enumerate(datasets):
+        uid = str(ds.get('SOPInstanceUID', ''))
+        if uid not in kept:
+            kept[uid] = n
+            keep.append(n)
+            continue
+        first = datasets[kept[uid]]
+        names = f'{display_name(files[kept[uid]], pid)} and {display_name(files[n], pid)}'
+        if (ds.get('PixelData') != first.get('PixelData')
+                or ds.get('ImagePositionPatient') != first.get('ImagePositionPatient')):
+            raise DataPrepError(f'patient {pid}: files {names} are different images with the '
+                                'same SOPInstanceUID')
+        warnings.append(f'files {names} are copies of one image; the copy is ignored')
+    return [datasets[n] for n in keep], tuple(files[n] for n in keep)
 
 
 def _pixels(ds: Dataset, path: Path, pid: str) -> np.ndarray:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from data_prep.discover import display_name, scan_patient
 from data_prep.mr_volume import MrSeries, load_mr_series
 from data_prep.options import PrepOptions
@@ -16,7 +18,7 @@ from data_prep.rasterize import class_masks
 from data_prep.resample import canonical_grid, resample_to_slices
 from data_prep.rtstruct import read_structure_set
 from data_prep.sequences import assign_sequences, match_rtstructs
-from data_prep.types import PreparedSequence
+from data_prep.types import DataPrepError, PreparedSequence
 
 
 def prepare_patient(patient_dir: Path, patient_id: str, options: PrepOptions, *,
@@ -28,6 +30,10 @@ def prepare_patient(patient_dir: Path, patient_id: str, options: PrepOptions, *,
     Raises DataPrepError (naming patient and file) on any inconsistent input.
     """
     series = scan_patient(Path(patient_dir), patient_id)
+    if not any(s.modality == 'MR' for s in series):
+        found = sorted({s.modality for s in series})
+        raise DataPrepError(f'patient {patient_id}: no MR image series in {patient_dir} '
+                            f'(DICOM series found: {found or "none"})')
     assigned = assign_sequences(series, options, patient_id=patient_id)
     rtstructs = {}
     if require_contours:
@@ -44,9 +50,11 @@ def _prepare_sequence(patient_id: str, sequence: str, mr: MrSeries, description:
     masks, roi_names = {}, {}
     if rtstruct is not None:
         structure = read_structure_set(rtstruct, patient_id, options)
-        warnings += [f'{sequence} RTSTRUCT: {w}' for w in structure.warnings]
-        context = f'patient {patient_id}, RTSTRUCT {display_name(rtstruct, patient_id)}'
+        name = display_name(rtstruct, patient_id)
+        warnings += [f'{sequence} RTSTRUCT {name}: {w}' for w in structure.warnings]
+        context = f'patient {patient_id}, RTSTRUCT {name}'
         masks = class_masks(structure, mr.volume, context=context, warnings_out=warnings)
+        masks = interpolate_missing_masks(masks, mr.filled_slices)
         roi_names = structure.roi_names()
     slices = resample_to_slices(mr.volume, masks, options)
     volume = mr.volume
@@ -62,3 +70,23 @@ def _prepare_sequence(patient_id: str, sequence: str, mr: MrSeries, description:
         'warnings': warnings,
     }
     return PreparedSequence(patient_id=patient_id, sequence=sequence, slices=slices, info=info)
+
+
+def interpolate_missing_masks(masks: dict[str, np.ndarray],
+                              filled: dict[int, tuple[int, int, float]]) -> dict[str, np.ndarray]:
+    """Masks with the interpolated slices of a series (``MrSeries.filled_slices``) filled in.
+
+    A class without contour on an interpolated slice k gets the linear blend of
+    its neighbouring slices there (a float32 [k, j, i] mask in 0..1, thresholded
+    after resampling like any mask); a contour drawn on that slice is kept.
+    """
+    if not filled:
+        return masks
+    out = {}
+    for cls, mask in masks.items():
+        blended = mask.astype(np.float32)
+        for k, (below, above, weight) in filled.items():
+            if not mask[k].any():
+                blended[k] = (1 - weight) * blended[below] + weight * blended[above]
+        out[cls] = blended
+    return out

@@ -28,9 +28,10 @@ def contours_to_mask(contours: list[np.ndarray], grid: Volume, *, context: str =
     """bool [k, j, i] mask of one ROI's contours (each N x 3 LPS mm) on ``grid``.
 
     Each contour goes to the slice nearest to it; DataPrepError if a point is
-    farther than half a slice spacing from that slice (a tilted contour) or the
-    slice is outside the stack. Contours more than 5 % of a slice spacing off
-    their slice, and parts outside the image in-plane (dropped), are reported in
+    farther than half a slice spacing from that slice (a tilted contour), the
+    slice is outside the stack, or the contour lies entirely outside the image
+    in-plane. Contours more than 5 % of a slice spacing off their slice, and
+    parts outside the image in-plane (dropped), are reported in
     ``warnings_out``. ``context`` (patient, file, ROI) starts every message.
     """
     mask = np.zeros(grid.array.shape, dtype=bool)
@@ -38,6 +39,7 @@ def contours_to_mask(contours: list[np.ndarray], grid: Volume, *, context: str =
     for contour in contours:
         k, ij = contour_slice(contour, grid, context)
         if _outside(ij, mask.shape[1:]):
+            _check_overlaps_image(ij, mask.shape[1:], k, context)
             clipped.append(k)
         if np.abs(grid.lps_to_index(contour)[:, 2] - k).max() > PLANE_WARN:
             off_plane.append(k)
@@ -99,6 +101,16 @@ def polygon_mask(ij: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     inside = PolygonPath(ij).contains_points(centres)
     out[lo[1]:hi[1] + 1, lo[0]:hi[0] + 1] = inside.reshape(ii.shape)
     return out
+
+
+def _check_overlaps_image(ij: np.ndarray, shape: tuple[int, int], k: int, context: str) -> None:
+    """Raise when the polygon's bounding box misses the (nj, ni) image entirely."""
+    nj, ni = shape
+    lo, hi = ij.min(axis=0), ij.max(axis=0)
+    if hi[0] < -0.5 or hi[1] < -0.5 or lo[0] > ni - 0.5 or lo[1] > nj - 0.5:
+        raise DataPrepError(f'{context}: a contour on slice {k} lies entirely outside the '
+                            f'{ni} x {nj} px image (columns {lo[0]:.0f}..{hi[0]:.0f}, rows '
+                            f'{lo[1]:.0f}..{hi[1]:.0f}); drawn on another series?')
 
 
 def _outside(ij: np.ndarray, shape: tuple[int, int]) -> bool:

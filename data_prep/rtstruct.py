@@ -1,8 +1,9 @@
 """Read an RTSTRUCT: which image series it refers to, and the GTV/GTVln contours.
 
 Contours stay in patient coordinates (N x 3 LPS mm); ``rasterize`` puts them on
-an image grid. Only CLOSED_PLANAR contours with at least 3 points are used; the
-others are skipped with a warning for the manifest.
+an image grid. Only CLOSED_PLANAR contours with at least 3 points enclosing a
+non-zero area are used; the others (points, open polylines, degenerate
+contours) are skipped with a warning for the manifest naming the ROI.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from pydicom.dataset import Dataset
 from data_prep.discover import display_name
 from data_prep.options import PrepOptions
 from data_prep.types import DataPrepError
+
+MIN_AREA_MM2 = 1e-6  # a closed contour enclosing less is degenerate (collinear points)
 
 
 @dataclass
@@ -107,7 +110,8 @@ def _roi_contours(roi_contour: Dataset, roi_name: str, path: Path, patient_id: s
                                 'multiple of 3')
         points = data.reshape(-1, 3)
         reason = (f'{kind or "no"} geometric type' if kind != 'CLOSED_PLANAR'
-                  else 'fewer than 3 points' if len(points) < 3 else None)
+                  else 'fewer than 3 points' if len(points) < 3
+                  else 'zero area' if polygon_area_mm2(points) < MIN_AREA_MM2 else None)
         if reason:
             skipped[reason] = skipped.get(reason, 0) + 1
         else:
@@ -115,6 +119,12 @@ def _roi_contours(roi_contour: Dataset, roi_name: str, path: Path, patient_id: s
     for reason, count in sorted(skipped.items()):
         warnings.append(f'ROI {roi_name!r}: skipped {count} contour(s) with {reason}')
     return contours
+
+
+def polygon_area_mm2(points: np.ndarray) -> float:
+    """Area (mm^2) of a planar polygon given as N x 3 points (any plane orientation)."""
+    centred = points - points.mean(axis=0)
+    return float(np.linalg.norm(np.cross(centred, np.roll(centred, -1, axis=0)).sum(axis=0)) / 2)
 
 
 def _image_uids(item: Dataset) -> set[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -76,12 +76,15 @@ def stratified_split(clinical: pd.DataFrame, val_fraction: float, seed: int) -> 
     return dict(sorted(splits.items()))
 
 
-def read_split_file(path: Path, patients: list[str]) -> dict[str, str]:
+def read_split_file(path: Path, patients: list[str], *,
+                    ignored: Collection[str] = ()) -> dict[str, str]:
     """Read a user split (CSV with columns ``patient_id,split``) for ``patients``.
 
-    Refuses (DataPrepError) a file that lists a patient twice, uses a split
-    name other than 'train'/'val', omits a cohort patient or names a patient
-    not in the cohort. Returns patient_id -> split, sorted by patient_id.
+    Refuses (DataPrepError) a file that lists a patient twice (so no patient
+    can be in both splits), uses a split name other than 'train'/'val', omits
+    a cohort patient or names a patient not in the cohort. Rows of ``ignored``
+    patients (skipped ones) are accepted and dropped. Returns patient_id ->
+    split, sorted by patient_id.
     """
     table = read_text_table(path)
     missing_columns = [name for name in ('patient_id', 'split') if name not in table.columns]
@@ -95,6 +98,7 @@ def read_split_file(path: Path, patients: list[str]) -> dict[str, str]:
     if len(bad_names):
         listed = [f'{p}: {s!r}' for p, s in zip(bad_names['patient_id'], bad_names['split'])]
         raise DataPrepError(f'{path}: split must be one of {list(SPLITS)}; got {listed}')
+    table = table.loc[~table['patient_id'].isin(set(ignored) - set(patients))]
     listed = set(table['patient_id'])
     problems = []
     if set(patients) - listed:

@@ -20,7 +20,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize('command, expected', [
     ((), ['synth', 'convert']),
     (('convert',), ['--val-fraction', '--seed', '--workers', '--split-file', '--mapping',
-                    '--overwrite', 'OUT.partial']),
+                    '--overwrite', '--skip-bad-patients', 'OUT.partial']),
     (('synth',), ['--patients', '--seed', 'OUT_DIR']),
 ])
 def test_help(command, expected):

@@ -69,7 +69,7 @@ def test_event_columns_must_be_binary(tmp_path):
 
 
 @pytest.mark.parametrize('ids, message', [
-    (['NPC001', 'NPC001'], r"more than once: \['NPC001'\]"),
+    (['NPC001', 'NPC001'], r"patient_id 'NPC001' appears more than once \(lines 2, 3\)"),
     (['NPC001', ''], 'empty patient_id in row 2'),
 ])
 def test_bad_patient_ids_are_refused(tmp_path, ids, message):

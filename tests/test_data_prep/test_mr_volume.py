@@ -83,6 +83,7 @@ def test_oblique_series_direction_is_orthonormal_and_matches_positions(tmp_path)
     np.testing.assert_allclose(loaded.direction, direction, atol=1e-8)
     np.testing.assert_allclose(loaded.index_to_lps([[0, 0, 4]])[0], written.slice_positions[4],
                                atol=1e-5)
+    assert 'oblique series (13.9 degrees off' in load_mr_series(series).warnings[0]
 
 
 def test_single_slice_uses_the_header_thickness_with_a_warning(tmp_path):
@@ -109,13 +110,53 @@ def test_duplicated_position_raises_naming_both_files(tmp_path):
         assert f'mr/{written.files[k].name}' in str(err.value)
 
 
+def _without(series, *files):
+    return dataclasses.replace(series, files=tuple(f for f in series.files if f not in files))
+
+
+def test_one_missing_slice_is_interpolated_with_a_warning(tmp_path):
+    volume = _ramp((6, 4, 4))
+    written, series = _write(tmp_path, volume)
+    loaded = load_mr_series(_without(series, written.files[3]))
+    np.testing.assert_array_equal(loaded.volume.array[[0, 1, 2, 4, 5]], volume[[0, 1, 2, 4, 5]])
+    np.testing.assert_allclose(loaded.volume.array[3], (volume[2] + volume[4]) / 2, rtol=1e-6)
+    assert loaded.volume.spacing[2] == pytest.approx(3.0)
+    assert loaded.slice_indices == (0, 1, 2, 4, 5) and len(loaded.files) == 5
+    assert loaded.filled_slices == {3: (2, 4, 0.5)}
+    (warning,) = loaded.warnings
+    assert '1 missing slice(s) filled by linear interpolation (gap of 6.000 mm' in warning
+    assert written.files[2].name in warning and written.files[4].name in warning
+
+
 def test_irregular_gap_raises_naming_the_files_around_it(tmp_path):
     written, series = _write(tmp_path, _ramp((6, 4, 4)))
-    series = dataclasses.replace(series, files=tuple(f for f in series.files
-                                                     if f != written.files[3]))
-    with pytest.raises(DataPrepError, match='irregular slice gap of 6.000 mm') as err:
+    _edit(written.files[3], ImagePositionPatient=list(written.slice_positions[3] + [0, 0, 1.5]))
+    with pytest.raises(DataPrepError, match='irregular slice gap of 4.500 mm') as err:
         load_mr_volume(series)
-    assert written.files[2].name in str(err.value) and written.files[4].name in str(err.value)
+    assert written.files[2].name in str(err.value) and written.files[3].name in str(err.value)
+
+
+def test_two_consecutive_missing_slices_raise(tmp_path):
+    written, series = _write(tmp_path, _ramp((6, 4, 4)))
+    with pytest.raises(DataPrepError, match=f'{PID}: 2 consecutive slices missing') as err:
+        load_mr_volume(_without(series, *written.files[2:4]))
+    assert written.files[1].name in str(err.value) and written.files[4].name in str(err.value)
+
+
+def test_identical_copy_of_a_file_is_ignored_but_a_different_one_raises(tmp_path):
+    volume = _ramp((3, 4, 4))
+    written, series = _write(tmp_path, volume)
+    copy = written.files[1].with_name('copy.dcm')
+    copy.write_bytes(written.files[1].read_bytes())
+    with_copy = dataclasses.replace(series, files=(*series.files, copy))
+    loaded = load_mr_series(with_copy)
+    np.testing.assert_array_equal(loaded.volume.array, volume)
+    assert 'copy.dcm are copies of one image' in loaded.warnings[0]
+    ds = pydicom.dcmread(copy)
+    ds.PixelData = bytes(len(ds.PixelData))
+    ds.save_as(copy)
+    with pytest.raises(DataPrepError, match=f'{PID}: files .*copy.dcm are different images'):
+        load_mr_series(with_copy)
 
 
 def test_slices_of_other_orientation_or_size_raise_naming_the_file(tmp_path):

@@ -1,0 +1,187 @@
+"""Planted identifiers: put fake PHI into a DICOM cohort, then look for it in outputs.
+
+The privacy tests of every stage use the same two steps::
+
+    identifiers = plant_identifiers(cohort)          # before running the tool
+    ... run the tool, capture its stdout/stderr ...
+    assert not find_identifiers([out_dir], identifiers, texts={'stderr': err})
+
+``plant_identifiers`` rewrites every DICOM file of the cohort with distinctive
+values for the identifying attributes (names, IDs, dates, institution), one
+set per patient folder, and adds two identifier columns to ``clinical.csv``
+(tools must drop unknown columns). ``find_identifiers`` searches file contents
+*and* file names for those values and for the other ways a tool could print
+them (a DICOM date as 1931-02-15 or 15.02.1931, a person name with spaces
+instead of '^', upper or lower case). Only pydicom is needed; nothing here
+depends on mmnpc or on the test framework.
+"""
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+
+from data_prep.discover import looks_like_dicom
+
+# Identifying attributes planted as text (person names, IDs, places).
+TEXT_KEYWORDS: tuple[str, ...] = (
+    'PatientName', 'PatientID', 'OtherPatientIDs', 'AccessionNumber', 'InstitutionName',
+    'InstitutionAddress', 'ReferringPhysicianName', 'OperatorsName', 'PerformingPhysicianName')
+# Dates planted (each keyword gets its own month, so a hit tells which one leaked).
+DATE_KEYWORDS: tuple[str, ...] = (
+    'PatientBirthDate', 'StudyDate', 'SeriesDate', 'AcquisitionDate', 'ContentDate',
+    'InstanceCreationDate', 'StructureSetDate')
+# UIDs are not replaced (the files must stay consistent) but are looked for.
+UID_KEYWORDS: tuple[str, ...] = ('StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID',
+                                 'FrameOfReferenceUID')
+CLINICAL_IDENTIFIER_COLUMNS: tuple[str, ...] = ('patient_name', 'hospital_number')
+_MIN_UID_CHARS = 10  # shorter UIDs (none in practice) could match unrelated text
+
+
+@dataclass(frozen=True)
+class IdentifierHit:
+    """One identifier found where it must not be."""
+
+    source: str  # file path, or the label of a captured text
+    identifier: str  # the planted (or collected) value
+    form: str  # the form found, e.g. '1931-02-15' for the DICOM date '19310215'
+    where: str  # 'content at byte N' or 'file name'
+
+
+def planted_values(index: int) -> dict[str, str]:
+    """keyword -> distinctive fake value for patient folder number ``index`` (0-based).
+
+    Values contain no digit run or word a converter writes for other reasons
+    (coordinates, counts, column names), so a hit is a leak, not a coincidence.
+    """
+    day = f'{10 + index % 18:02d}'
+    values = {
+        'PatientName': f'PHIDOE^JANEQ{index:02d}^X',
+        'PatientID': f'MRNPHI{734100 + index}',
+        'OtherPatientIDs': f'OTHERPHI{52800 + index}',
+        'AccessionNumber': f'ACCPHI{90210 + index}',
+        'InstitutionName': 'Planted Phi Memorial Hospital',
+        'InstitutionAddress': '17 Phi Planted Street, Leakville',
+        'ReferringPhysicianName': 'PHIREFERRER^GREGORY',
+        'OperatorsName': 'PHIOPERATOR^OLGA',
+        'PerformingPhysicianName': 'PHIPERFORMER^PAULA',
+    }
+    for month, keyword in enumerate(DATE_KEYWORDS, start=1):
+        year = '1931' if keyword == 'PatientBirthDate' else '2003'
+        values[keyword] = f'{year}{month:02d}{day}'
+    return values
+
+
+def plant_identifiers(cohort_dir: Path) -> list[str]:
+    """Write planted identifiers into every DICOM file (and clinical.csv) of a cohort.
+
+    cohort_dir: ``clinical.csv`` + one folder per patient. Files in folder
+    number i (sorted names) get ``planted_values(i)``; RTSTRUCTs also get a
+    StructureSetDate. ``clinical.csv``, when present, gets the columns
+    ``CLINICAL_IDENTIFIER_COLUMNS`` filled with each patient's name and ID.
+    File sizes and times change, pixel data and geometry do not.
+
+    Returns every identifier to look for afterwards, sorted: the planted
+    values and the UIDs found in the files.
+    """
+    cohort_dir = Path(cohort_dir)
+    identifiers: set[str] = set()
+    folders = sorted(p for p in cohort_dir.iterdir() if p.is_dir() and not p.name.startswith('.'))
+    by_patient = {}
+    for index, folder in enumerate(folders):
+        values = planted_values(index)
+        by_patient[folder.name] = values
+        identifiers |= set(values.values())
+        for path in sorted(p for p in folder.rglob('*') if p.is_file()):
+            if looks_like_dicom(path):
+                identifiers |= _plant_in_file(path, values)
+    clinical = cohort_dir / 'clinical.csv'
+    if clinical.is_file():
+        _plant_in_clinical(clinical, by_patient)
+    return sorted(identifiers)
+
+
+def _plant_in_file(path: Path, values: Mapping[str, str]) -> set[str]:
+    """Set the planted values in one DICOM file; return its UIDs."""
+    ds = pydicom.dcmread(path, force=True)
+    if 'SOPInstanceUID' not in ds:
+        return set()
+    for keyword, value in values.items():
+        if keyword == 'StructureSetDate' and ds.get('Modality') != 'RTSTRUCT':
+            continue
+        setattr(ds, keyword, value)
+    ds.save_as(path)
+    uids = {str(ds.get(keyword, '')) for keyword in UID_KEYWORDS}
+    for frame in ds.get('ReferencedFrameOfReferenceSequence', []):
+        uids.add(str(frame.get('FrameOfReferenceUID', '')))
+    return {uid for uid in uids if len(uid) >= _MIN_UID_CHARS}
+
+
+def _plant_in_clinical(path: Path, by_patient: Mapping[str, Mapping[str, str]]) -> None:
+    with path.open(newline='', encoding='utf-8-sig') as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return
+    columns = [*rows[0].keys(), *CLINICAL_IDENTIFIER_COLUMNS]
+    for row in rows:
+        values = by_patient.get(row.get('patient_id', ''), planted_values(999))
+        row['patient_name'] = values['PatientName']
+        row['hospital_number'] = values['PatientID']
+    with path.open('w', newline='', encoding='utf-8') as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator='\n')
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def identifier_forms(identifier: str) -> list[str]:
+    """The lower-case forms in which ``identifier`` could be printed.
+
+    A DICOM date YYYYMMDD also as YYYY-MM-DD, YYYY/MM/DD, DD.MM.YYYY,
+    DD/MM/YYYY, MM/DD/YYYY; a person name A^B^C also as 'a b c', 'a, b' and
+    each component of 5+ characters alone.
+    """
+    text = identifier.strip().lower()
+    forms = {text}
+    if len(text) == 8 and text.isdigit():
+        y, m, d = text[:4], text[4:6], text[6:]
+        forms |= {f'{y}-{m}-{d}', f'{y}/{m}/{d}', f'{d}.{m}.{y}', f'{d}/{m}/{y}', f'{m}/{d}/{y}'}
+    if '^' in text:
+        parts = [p for p in text.split('^') if p]
+        forms |= {' '.join(parts), ', '.join(parts[:2])}
+        forms |= {p for p in parts if len(p) >= 5}
+    return sorted(forms)
+
+
+def find_identifiers(paths: Iterable[Path], identifiers: Iterable[str], *,
+                     texts: Mapping[str, str | bytes] | None = None) -> list[IdentifierHit]:
+    """Every occurrence of an identifier (any ``identifier_forms``) in outputs.
+
+    paths: files, or folders searched recursively (contents and the file and
+    folder names below them). texts: label -> captured output (stdout, stderr,
+    log lines). The search ignores case and works on bytes, so JSON, CSV,
+    logs and binary files (JPEG comments/EXIF) are all covered.
+    """
+    forms = [(identifier, form.encode('utf-8'))
+             for identifier in identifiers for form in identifier_forms(identifier)]
+    hits: list[IdentifierHit] = []
+    sources: list[tuple[str, bytes, str]] = []
+    for path in paths:
+        path = Path(path)
+        files = sorted(p for p in path.rglob('*') if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            name = str(file.relative_to(path)) if path.is_dir() else file.name
+            sources.append((str(file), name.lower().encode('utf-8'), 'file name'))
+            sources.append((str(file), file.read_bytes().lower(), 'content'))
+    for label, text in (texts or {}).items():
+        data = text.encode('utf-8') if isinstance(text, str) else text
+        sources.append((label, data.lower(), 'content'))
+    for source, data, kind in sources:
+        for identifier, form in forms:
+            offset = data.find(form)
+            if offset >= 0:
+                where = 'file name' if kind == 'file name' else f'content at byte {offset}'
+                hits.append(IdentifierHit(source, identifier, form.decode('utf-8'), where))
+    return hits
