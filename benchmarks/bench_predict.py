@@ -1,24 +1,95 @@
-"""Benchmark hook for prediction on new patients (issue item 4): not written yet.
+"""Prediction for a new patient (issue item 4): seconds per patient and where they go.
 
-To be measured: seconds per patient (one sequence, whole volume) of
-``tools/predict.py`` on CPU with 2 threads for the tiny configs, where the
-time goes (conversion, detector, classifier), the full-size figure, and the
-peak memory (``common.run_in_child``). Until then this stage reports its
-status and no figures.
+Times the steps of ``tools/predict.py`` for one synthetic patient (one sequence,
+whole volume, CPU) in a child process: loading + 1 mm resampling of the DICOM
+series, the detector's coarse-to-fine slice search, the classifier, and
+writing outputs (JSON, overlays, RTSTRUCT); the detector's cost of looking at
+*every* slice is measured too, so the saving of the coarse pass is a ratio
+from the same run. Needs trained tiny checkpoints (a detector that finds
+tumour): by default those of ``make demo`` (work_dirs/demo), else reports why
+it cannot run. Peak memory comes from ``common.run_in_child``.
 """
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
-from common import REPO
+from common import REPO, run_in_child
 
-NEEDED = ('tools/predict.py',)
+DEMO = REPO / 'work_dirs' / 'demo'
+CLS_CONFIG = 'configs/msom_fusion_tiny.py'
+
+
+def _checkpoint(folder: Path) -> Path | None:
+    marker = folder / 'last_checkpoint'
+    return Path(marker.read_text().strip()) if marker.is_file() else None
+
+
+def measure(patient_dir: str, det_checkpoint: str, cls_checkpoint: str, clinical_json: str,
+            out_dir: str) -> dict:
+    """Child process: time each step of one prediction (seconds of wall time)."""
+    import torch
+    from mmengine.config import Config
+
+    import mmnpc  # noqa: F401
+    from data_prep.options import PrepOptions
+    from mmnpc.inference.predict_patient import (PredictOptions, encode_clinical,
+                                                 find_tumour_slices, load_series, score_slices)
+    from mmnpc.inference.prediction_outputs import write_prediction
+    from mmnpc.inference.predict_patient import PatientPrediction
+    from mmnpc.inference.slice_detector import SliceDetector
+    from mmnpc.models import init_msom_classifier
+
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    cfg = Config.fromfile(str(REPO / CLS_CONFIG))
+    classifier, encoder = init_msom_classifier(cfg, cls_checkpoint)
+    detector = SliceDetector(Path(det_checkpoint), score_thr=0.5)
+    times['load_models_s'] = time.perf_counter() - start
+    patient = Path(patient_dir)
+    t = time.perf_counter()
+    prepared, files = load_series(patient, patient.name, PrepOptions(), 'cet1')
+    times['read_and_resample_s'] = time.perf_counter() - t
+    images = [s.image for s in prepared.slices]
+    options = PredictOptions()
+    t = time.perf_counter()
+    found = find_tumour_slices(images, detector, options)
+    times['detect_coarse_to_fine_s'] = time.perf_counter() - t
+    clinical = encode_clinical(encoder, json.loads(Path(clinical_json).read_text()), patient.name,
+                               classifier.num_clinical > 0)
+    t = time.perf_counter()
+    scores = score_slices([images[i] for i in found], classifier, cfg, clinical) if found else []
+    times['classify_s'] = time.perf_counter() - t
+    pred = PatientPrediction(patient.name, prepared, files, found,
+                             {i: float(s) for i, s in zip(found, scores)},
+                             float(sum(scores) / len(scores)) if found else None, None)
+    t = time.perf_counter()
+    write_prediction(Path(out_dir), pred, detector.classes, 0.5, {}, overwrite=True)
+    times['write_outputs_s'] = time.perf_counter() - t
+    per_patient = time.perf_counter() - start - times['load_models_s']
+    t = time.perf_counter()
+    detector.detect(images)  # every slice: what the coarse pass saves
+    times['detect_every_slice_s'] = time.perf_counter() - t
+    return {**{k: round(v, 2) for k, v in times.items()},
+            'seconds_per_patient': round(per_patient, 2), 'n_slices': len(images),
+            'n_slices_with_tumour': len(found), 'torch_threads': torch.get_num_threads()}
 
 
 def run(work_dir: Path, log_file: Path | None = None) -> dict:
-    """Status of the prediction benchmark (no figures are made up)."""
-    missing = [path for path in NEEDED if not (REPO / path).is_file()]
-    if missing:
-        return {'status': 'not yet available', 'missing': missing}
-    return {'status': 'not yet implemented',
-            'note': 'tools/predict.py exists; its benchmark is still to be written here'}
+    """Prediction cost per patient with the demo's tiny checkpoints."""
+    det, cls = _checkpoint(DEMO / 'det_cet1_tiny'), _checkpoint(DEMO / 'msom_fusion_tiny')
+    clinical = sorted(DEMO.glob('clinical_*.json'))
+    if det is None or cls is None or not clinical:
+        return {'status': 'not run', 'why': 'needs the trained tiny checkpoints of `make demo` '
+                '(work_dirs/demo); run it first'}
+    patient_id = clinical[0].stem[len('clinical_'):]
+    child = run_in_child('bench_predict:measure', log_file,
+                         patient_dir=str(DEMO / 'cohort' / patient_id), det_checkpoint=str(det),
+                         cls_checkpoint=str(cls), clinical_json=str(clinical[0]),
+                         out_dir=str(Path(work_dir) / 'predict_out'))
+    value = child.value
+    value['coarse_to_fine_speedup'] = round(
+        value['detect_every_slice_s'] / max(value['detect_coarse_to_fine_s'], 1e-9), 2)
+    return {'configs': ['configs/det_cet1_tiny.py', CLS_CONFIG], 'patient': patient_id, **value,
+            'target_s_per_patient_tiny': 60, 'peak_rss_mib': round(child.peak_rss_mib, 1)}

@@ -6,8 +6,10 @@ Stages (one module each, every measurement in its own process, see common.py):
                  scaling with cohort size and with patient-parallel workers, memory.
 * ``detector``   bench_detector_speed.py: seconds per training iteration of
                  configs/det_cet1.py against MMDetection's stock Mask R-CNN, memory.
-* ``classifier`` bench_classifier.py: hook, reports its status until written.
-* ``predict``    bench_predict.py: hook, reports its status until written.
+* ``classifier`` bench_classifier.py: seconds per iteration of the tiny fusion
+                 classifier and the share spent loading data, memory.
+* ``predict``    bench_predict.py: seconds per patient of tools/predict.py and where
+                 they go (needs the trained checkpoints of ``make demo``), memory.
 
 Prints a summary and writes ``benchmarks/results.json`` (``--out``); with
 ``--only`` the other stages' earlier results in that file are kept. The default
@@ -96,10 +98,12 @@ def main() -> None:
             threads=args.det_threads, memory=not args.no_det_memory, log_file=log_file)}
         print(format_detector(results['detector_training']), flush=True)
     if 'classifier' in args.only:
-        results['classifier_training'] = bench_classifier.run(work_dir, log_file)
+        data_root = args.det_data_root or _converted_cohort(work_dir, args, log_file)
+        results['classifier_training'] = {'measured_at': stamp, **bench_classifier.run(
+            data_root, work_dir, seed=args.seed, log_file=log_file)}
         print(f'[classifier] {results["classifier_training"]}')
     if 'predict' in args.only:
-        results['prediction'] = bench_predict.run(work_dir, log_file)
+        results['prediction'] = {'measured_at': stamp, **bench_predict.run(work_dir, log_file)}
         print(f'[predict] {results["prediction"]}')
     results['machine']['load_average_at_end'] = machine()['load_average_1_5_15_min']
     results['gpu'] = 'not measured: no GPU on this machine (full-size configs not run)'

@@ -122,13 +122,19 @@ def test_paper_settings(path):
 
 
 @pytest.mark.parametrize('path', TINY, ids=_ids(TINY))
-def test_tiny_changes_only_schedule_and_input_size(path):
+def test_tiny_changes_only_schedule_input_size_and_roi_samples(path):
     tiny = Config.fromfile(str(path))
     full = Config.fromfile(str(path.with_name(path.stem[:-len('_tiny')] + '.py')))
     tiny_model, full_model = tiny.model.to_dict(), full.model.to_dict()
     # anchors scale with the input (256 px = half of 512 px): same physical size
     assert tiny_model['rpn_head']['anchor_generator'].pop('scales') == [4]
     assert full_model['rpn_head']['anchor_generator'].pop('scales') == [8]
+    # fewer RoIs sampled for the R-CNN heads in training (CPU cost), same ratio
+    assert tiny_model['train_cfg']['rcnn']['sampler'].pop('num') == 128
+    assert full_model['train_cfg']['rcnn']['sampler'].pop('num') == 512
+    # fewer detections kept per slice at test time (CPU cost of the mask head)
+    assert tiny_model['test_cfg']['rcnn'].pop('max_per_img') == 20
+    assert full_model['test_cfg']['rcnn'].pop('max_per_img') == 100
     assert tiny_model == full_model
     for pipeline in (tiny.train_dataloader.dataset.pipeline, tiny.test_dataloader.dataset.pipeline):
         assert [t for t in pipeline if t['type'] == 'Resize'][0]['scale'] == (256, 256)
