@@ -103,7 +103,11 @@ def main() -> None:
     data_root = Path(args.data_root).resolve() if args.data_root else synthetic_data(
         work_dir, args.patients, args.seed)
     train_dir = work_dir / Path(args.config).stem
+    # tools/test.py evaluates the last checkpoint: in-training validation only
+    # at the intermediate intervals (MMEngine would also validate the last one)
+    last_val = (args.iters - 1) // args.val_interval * args.val_interval
     options = [f'train_cfg.max_iters={args.iters}', f'train_cfg.val_interval={args.val_interval}',
+               f'train_cfg.val_begin={args.val_interval if last_val else args.iters + 1}',
                f'default_hooks.checkpoint.interval={args.iters}', f'randomness.seed={args.seed}',
                *args.cfg_options]
     train_s = run([sys.executable, 'tools/train.py', args.config, '--data-root', str(data_root),

@@ -19,13 +19,15 @@ image_size = (256, 256)  # px; 512 px slices are resized by 0.5
 # positive:negative ratio). On CPU the mask head on up to 128 positive RoIs per
 # image -- not the backbone -- dominates an iteration at 256 px; with a few
 # lesions per slice 32 positives per image still cover every ground truth.
-# At test time at most 20 detections per slice are kept (COCO's 100 are meant
-# for crowded photos; a slice holds a primary and a few nodes): the mask head
-# and full-size mask pasting run per kept detection and dominate CPU inference.
+# At test time the R-CNN head looks at 300 RPN proposals instead of 1000 and
+# keeps at most 20 detections per slice (COCO's numbers are meant for crowded
+# photos; a slice holds a primary and a few nodes): the box head's FC layers
+# run per proposal, the mask head and full-size mask pasting per detection,
+# and together they dominate CPU inference.
 model = dict(
     rpn_head=dict(anchor_generator=dict(scales=[4])),
     train_cfg=dict(rcnn=dict(sampler=dict(num=128))),
-    test_cfg=dict(rcnn=dict(max_per_img=20)))
+    test_cfg=dict(rpn=dict(max_per_img=300), rcnn=dict(max_per_img=20)))
 max_iters = 200  # validation AP@0.5: see README "Stage 1" (benchmarks/train_detector.py)
 train_pipeline = [
     dict(type='LoadImageFromFile'),

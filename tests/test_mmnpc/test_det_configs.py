@@ -135,6 +135,8 @@ def test_tiny_changes_only_schedule_input_size_and_roi_samples(path):
     # fewer detections kept per slice at test time (CPU cost of the mask head)
     assert tiny_model['test_cfg']['rcnn'].pop('max_per_img') == 20
     assert full_model['test_cfg']['rcnn'].pop('max_per_img') == 100
+    assert tiny_model['test_cfg']['rpn'].pop('max_per_img') == 300
+    assert full_model['test_cfg']['rpn'].pop('max_per_img') == 1000
     assert tiny_model == full_model
     for pipeline in (tiny.train_dataloader.dataset.pipeline, tiny.test_dataloader.dataset.pipeline):
         assert [t for t in pipeline if t['type'] == 'Resize'][0]['scale'] == (256, 256)

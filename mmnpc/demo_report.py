@@ -1,0 +1,94 @@
+"""The demo's report: detector AP@0.5, classifier AUC with CI, ROC, KM and a prediction."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+from mmnpc.reporting import Block, Heading, Image, Paragraph, Table, fmt, write_report
+
+SYNTHETIC_NOTE = ('All data here are SYNTHETIC (python -m data_prep synth): the numbers show that '
+                  'the pipeline runs end to end, not how well the method works on patients.')
+
+
+def _json(path: Path) -> Optional[dict]:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def detector_blocks(det_dir: Path) -> list[Block]:
+    """AP@0.5 per class and one ground truth | prediction picture with tumour."""
+    metrics = _json(det_dir / 'metrics.json') or {}
+    blocks: list[Block] = [
+        Heading('Stage 1: GTV / GTVln detection (CE-T1WI, validation patients)'),
+        Table(['', 'box AP@0.5', 'mask AP@0.5', 'ground-truth instances'], [
+            ['GTV', fmt(metrics.get('GTV_AP50')), fmt(metrics.get('segm_GTV_AP50')),
+             fmt(metrics.get('GTV_num_gt'))],
+            ['GTVln', fmt(metrics.get('GTVln_AP50')), fmt(metrics.get('segm_GTVln_AP50')),
+             fmt(metrics.get('GTVln_num_gt'))],
+            ['mean', fmt(metrics.get('mAP50')), fmt(metrics.get('segm_mAP50')), '']])]
+    pictures = sorted(det_dir.glob('*/show/*.jpg')) + sorted(det_dir.glob('*/show/*.png'))
+    if pictures:
+        blocks.append(Image(pictures[len(pictures) // 2],
+                            'Ground truth (left) and detections (right), GTV crimson, GTVln gold'))
+    return blocks
+
+
+def classifier_blocks(cls_dir: Path) -> list[Block]:
+    """AUC with its CI, the training cut-off and the stats at it, ROC and KM figures."""
+    m = _json(cls_dir / 'metrics.json') or {}
+    blocks: list[Block] = [
+        Heading('Stage 2: MSOM prediction (CE-T1WI + clinical, validation patients)'),
+        Table(['AUC', '95% CI', 'cut-off (train)', 'precision', 'recall', 'specificity',
+               'accuracy', 'patients'],
+              [[fmt(m.get('auc')), f'{fmt(m.get("auc_ci_low"))} - {fmt(m.get("auc_ci_high"))}',
+                fmt(m.get('cutoff')), fmt(m.get('precision')), fmt(m.get('recall')),
+                fmt(m.get('specificity')), fmt(m.get('accuracy')), fmt(m.get('n_val_patients'))]])]
+    if (cls_dir / 'roc.png').is_file():
+        blocks.append(Image(cls_dir / 'roc.png', 'ROC of the patient scores'))
+    survival = _json(cls_dir / 'survival' / 'survival.json')
+    if survival:
+        blocks += survival_blocks(cls_dir / 'survival', survival)
+    return blocks
+
+
+def survival_blocks(folder: Path, survival: dict) -> list[Block]:
+    """Log-rank and hazard ratio per endpoint, and the KM figures."""
+    rows = []
+    for name, endpoint in survival.get('endpoints', {}).items():
+        logrank, hr = endpoint.get('logrank') or {}, endpoint.get('hazard_ratio') or {}
+        ci = hr.get('ci95') or [None, None]
+        rows.append([name.upper(), fmt(logrank.get('chi2'), '.2f'), fmt(logrank.get('p_value')),
+                     f'{fmt(hr.get("value"), ".2f")} ({fmt(ci[0], ".2f")}-{fmt(ci[1], ".2f")})'])
+    blocks: list[Block] = [Heading('Survival: high vs low MSOM risk', 3),
+                           Table(['endpoint', 'log-rank chi2', 'p', 'HR (95% CI)'], rows)]
+    blocks += [Image(png, f'Kaplan-Meier, {png.stem[3:].upper()}')
+               for png in sorted(folder.glob('km_*.png'))]
+    return blocks
+
+
+def prediction_blocks(predict_dir: Path) -> list[Block]:
+    """The held-out patient's risk (or why there is none) and one overlay."""
+    record = _json(predict_dir / 'prediction.json')
+    if record is None:
+        return [Heading('Prediction'), Paragraph('tools/predict.py wrote no prediction.json.')]
+    blocks: list[Block] = [Heading(f'Prediction for held-out patient {record["patient_id"]} '
+                                   '(DICOM only, no contours)')]
+    if record['msom_score'] is None:
+        return blocks + [Paragraph(record.get('message', 'no tumour detected'))]
+    blocks.append(Table(['MSOM score', 'risk group', 'cut-off', 'slices scored'], [[
+        fmt(record['msom_score']), record['risk_group'], fmt(record['cutoff']),
+        f'{record["n_slices_scored"]} of {record["n_slices_total"]}']]))
+    best = max(record['slices'], key=lambda s: max(d['score'] for d in s['detections']))
+    blocks.append(Image(predict_dir / best['overlay'],
+                        f'Detections at z = {best["z_mm"]:.1f} mm (also in detections_rtstruct.dcm)'))
+    return blocks
+
+
+def write_demo_report(work_dir: Path, det_dir: Path, cls_dir: Path, predict_dir: Path,
+                      minutes: float) -> tuple[Path, Path]:
+    """Write WORK_DIR/report.md and report.html."""
+    blocks: list[Block] = [Paragraph(SYNTHETIC_NOTE),
+                           Paragraph(f'Run time: {minutes:.1f} min on CPU.')]
+    blocks += detector_blocks(det_dir) + classifier_blocks(cls_dir)
+    blocks += prediction_blocks(predict_dir)
+    return write_report(work_dir, blocks, 'mmnpc demo report')

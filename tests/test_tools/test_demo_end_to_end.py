@@ -1,0 +1,62 @@
+"""`make demo` end to end, with identifiers planted in the cohort (the one slow test).
+
+Runs tools/demo.py exactly as `make demo` does (same settings), on a synthetic
+cohort whose DICOM headers carry planted names, IDs, dates and institution,
+then checks the report and scans every output and the whole console log for
+the planted values. The detection RTSTRUCT must reference the input images, so
+it alone may (and must) carry the input series' UIDs.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from data_prep.testing.phi import find_identifiers, plant_identifiers
+
+REPO = Path(__file__).resolve().parents[2]
+UID_CARRIER = 'detections_rtstruct.dcm'
+
+
+@pytest.fixture(scope='module')
+def demo(tmp_path_factory):
+    work = tmp_path_factory.mktemp('demo')
+    cohort = work / 'cohort'
+    subprocess.run([sys.executable, '-m', 'data_prep', 'synth', str(cohort), '--patients', '24',
+                    '--seed', '0', '--no-progress'], cwd=REPO, check=True, capture_output=True)
+    identifiers = plant_identifiers(cohort)
+    result = subprocess.run([sys.executable, 'tools/demo.py', '--work-dir', str(work)], cwd=REPO,
+                            capture_output=True, text=True)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-5000:]
+    return work, identifiers, log
+
+
+@pytest.mark.slow
+def test_demo_writes_the_report_with_every_result(demo):
+    work, _, _ = demo
+    report = (work / 'report.md').read_text()
+    for heading in ('Stage 1', 'Stage 2', 'Survival', 'Prediction for held-out patient'):
+        assert heading in report
+    assert (work / 'report.html').read_text().count(';base64,') >= 4  # detections, ROC, 2 KM
+    det = json.loads((work / 'det_cet1_tiny' / 'metrics.json').read_text())
+    assert 0.0 <= det['mAP50'] <= 1.0
+    cls = json.loads((work / 'msom_fusion_tiny' / 'metrics.json').read_text())
+    assert cls['n_val_patients'] == 6 and cls['cutoff'] is not None
+    assert (work / 'msom_fusion_tiny' / 'survival' / 'survival.json').is_file()
+    prediction = json.loads(next(work.glob('predict_*/prediction.json')).read_text())
+    assert prediction['status'] in ('ok', 'no_tumour_detected')
+    assert (prediction['msom_score'] is None) == (prediction['status'] != 'ok')
+
+
+@pytest.mark.slow
+def test_no_planted_identifier_in_any_output_or_log(demo):
+    work, identifiers, log = demo
+    outputs = [p for p in work.iterdir() if p.name != 'cohort']
+    hits = find_identifiers(outputs, identifiers, texts={'demo console': log})
+    allowed = [h for h in hits if Path(h.source).name == UID_CARRIER and h.identifier[0].isdigit()
+               and '.' in h.identifier]  # referencing UIDs in the RTSTRUCT only
+    assert [h for h in hits if h not in allowed] == []
