@@ -19,12 +19,13 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade "pip>=23,<25"
 	$(PIP) install -q $(TORCH_SPEC) "numpy>=1.24,<2.3" wheel ninja opencv-python-headless
 	# mmcv 2.1.0 has no wheel for this torch: build it with its CPU ops.
-	# Its setup.py needs setuptools<70; torch wants >=77 at run time, so restore it after.
+	# Its setup.py needs setuptools<70; torch wants >=77 at run time, so restore it after
+	# (<81: mmengine 0.10.7 imports pkg_resources, which setuptools 81 removed).
 	$(PY) -c "import mmcv.ops" 2>/dev/null || { \
 	  $(PIP) install -q "setuptools<70" && \
 	  MMCV_WITH_OPS=1 FORCE_CUDA=$(MMCV_FORCE_CUDA) MAX_JOBS=$${MAX_JOBS:-2} \
 	    $(PIP) install --no-build-isolation mmcv==2.1.0; }
-	$(PIP) install -q "setuptools>=77.0.3"
+	$(PIP) install -q "setuptools>=77.0.3,<81"
 	$(PIP) install -q -e ".[test]"
 	# mmengine pulls the GUI build opencv-python; both ship cv2/, so keep only the headless one.
 	$(PIP) uninstall -q -y opencv-python 2>/dev/null || true
