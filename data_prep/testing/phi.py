@@ -18,6 +18,7 @@ depends on mmnpc or on the test framework.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ UID_KEYWORDS: tuple[str, ...] = ('StudyInstanceUID', 'SeriesInstanceUID', 'SOPIn
                                  'FrameOfReferenceUID')
 CLINICAL_IDENTIFIER_COLUMNS: tuple[str, ...] = ('patient_name', 'hospital_number')
 _MIN_UID_CHARS = 10  # shorter UIDs (none in practice) could match unrelated text
+_UID_RUN = re.compile(rb'[0-9][0-9.]{%d,}' % (_MIN_UID_CHARS - 1))
 
 
 @dataclass(frozen=True)
@@ -178,8 +180,15 @@ def find_identifiers(paths: Iterable[Path], identifiers: Iterable[str], *,
     for label, text in (texts or {}).items():
         data = text.encode('utf-8') if isinstance(text, str) else text
         sources.append((label, data.lower(), 'content'))
+    # UIDs (thousands per cohort) are matched through the digit-dot runs of each
+    # source instead of one full scan per UID: a UID occurs in the data only
+    # inside such a run, so the result is the same, thousands of times faster.
+    uid_forms = [(i, f) for i, f in forms if _UID_RUN.fullmatch(f)]
+    other_forms = [(i, f) for i, f in forms if not _UID_RUN.fullmatch(f)]
     for source, data, kind in sources:
-        for identifier, form in forms:
+        runs = set(_UID_RUN.findall(data)) if uid_forms else set()
+        candidates = [(i, f) for i, f in uid_forms if any(f in run for run in runs)]
+        for identifier, form in other_forms + candidates:
             offset = data.find(form)
             if offset >= 0:
                 where = 'file name' if kind == 'file name' else f'content at byte {offset}'

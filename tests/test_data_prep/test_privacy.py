@@ -93,3 +93,13 @@ def test_no_identifier_in_outputs_logs_or_messages(planted, tmp_path):
     texts = {'failed stdout': failed.stdout, 'failed stderr': failed.stderr,
              'stdout': result.stdout, 'stderr': result.stderr}
     assert find_identifiers(written, identifiers, texts=texts) == []
+
+
+def test_uids_are_found_inside_longer_number_runs(tmp_path):
+    uid = '1.2.840.99999.1234567'
+    leaked = tmp_path / 'out.json'
+    leaked.write_bytes(b'{"ref": "7.' + uid.encode() + b'.8", "z": -87.1}')
+    clean = tmp_path / 'clean.json'
+    clean.write_bytes(b'{"ref": "1.2.840.99999.123456", "z": 1.2840999991234567}')
+    hits = find_identifiers([leaked, clean], [uid])
+    assert [(h.source, h.form) for h in hits] == [(str(leaked), uid)]
