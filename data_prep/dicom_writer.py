@@ -538,13 +538,18 @@ def _roi_colour(name: str) -> list[int]:
 
 
 def _save(ds: Dataset, path: Path, sop_class_uid: str) -> None:
-    """Write ``ds`` as a DICOM Part 10 file, explicit VR little endian."""
+    """Write a synthetic file (see :func:`save_part10`)."""
+    save_part10(ds, path, sop_class_uid, 'MMNPC_SYNTH_1')
+
+
+def save_part10(ds: Dataset, path: Path, sop_class_uid: str, implementation_version: str) -> None:
+    """Write ``ds`` as a DICOM Part 10 file, explicit VR little endian (pydicom 2 or 3)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class_uid
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = 'MMNPC_SYNTH_1'
+    meta.ImplementationVersionName = implementation_version
     ds.file_meta = meta
     path.parent.mkdir(parents=True, exist_ok=True)
     if int(pydicom.__version__.split('.')[0]) >= 3:

@@ -52,13 +52,14 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, RTStructureSetStorage
+from pydicom.uid import RTStructureSetStorage
 from scipy import ndimage
 
 from data_prep.coco_writer import edge_polygon
-from data_prep.dicom_writer import STUDY_COMPONENT_SOP_CLASS_UID, new_rng, uid_from_rng
+from data_prep.dicom_writer import (STUDY_COMPONENT_SOP_CLASS_UID, new_rng, save_part10,
+                                    uid_from_rng)
 from data_prep.mr_volume import ORIENTATION_TOL, slice_axes
 from data_prep.rasterize import polygon_mask
 from data_prep.types import CLASSES, DataPrepError
@@ -374,16 +375,4 @@ def _ds(value: float) -> str:
 
 def _save(ds: Dataset, path: Path) -> None:
     """Write ``ds`` as a DICOM Part 10 file, explicit VR little endian."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = 'MMNPC'
-    ds.file_meta = meta
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if int(pydicom.__version__.split('.')[0]) >= 3:
-        ds.save_as(path, enforce_file_format=True)
-    else:  # pydicom 2.x
-        ds.is_little_endian, ds.is_implicit_VR = True, False
-        ds.save_as(path, write_like_original=False)
+    save_part10(ds, path, ds.SOPClassUID, 'MMNPC')
