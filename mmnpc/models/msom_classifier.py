@@ -14,6 +14,7 @@ from mmdet.registry import MODELS
 
 from ..datasets.clinical_encoder import ClinicalEncoder
 from .detector_transfer import load_detector_weights
+from .feature_standardizer import RunningStandardizer
 
 MODES: tuple[str, ...] = ('loss', 'predict', 'tensor')
 
@@ -26,9 +27,12 @@ class MsomClassifier(BaseModel):
     + FPN, 256 channels per level) so that ``det_checkpoint`` can initialise
     them. For an input batch (N, 3, H, W) the FPN level ``feature_level``
     (0 = P2 stride 4, 1 = P3 stride 8, ...) -- 256 x H/8 x W/8 for P3 -- is
-    globally average-pooled to (N, 256), the encoded clinical vector of each
-    slice's patient (N, C) is concatenated when ``clinical_vars`` is given,
-    and one FC layer gives a logit; the MSOM probability is its sigmoid and
+    globally average-pooled to (N, 256), standardised per feature with running
+    statistics of the training slices (``standardize_image_features``, see
+    :class:`RunningStandardizer`: without it the image half of the FC input
+    is ~50x smaller in spread than the z-scored clinical half), the encoded
+    clinical vector of each slice's patient (N, C) is concatenated when
+    ``clinical_vars`` is given, and one FC layer gives a logit; the MSOM probability is its sigmoid and
     the loss is binary cross-entropy (``BCEWithLogitsLoss``, the numerically
     stable form of sigmoid + BCE).
 
@@ -44,6 +48,9 @@ class MsomClassifier(BaseModel):
         clinical_vars: the config's clinical variable list; its encoded length
             (:class:`~mmnpc.datasets.ClinicalEncoder`) sizes the FC input.
             Empty = image only.
+        standardize_image_features: z-score the pooled features with the
+            running mean / variance of the training slices (buffers saved in
+            the checkpoint) before the FC; False = raw pooled features.
         det_checkpoint: stage-1 checkpoint whose ``backbone.`` / ``neck.``
             weights :meth:`init_weights` loads (``tools/train.py
             --det-checkpoint``); None = random initialisation.
@@ -56,6 +63,7 @@ class MsomClassifier(BaseModel):
                  neck: dict,
                  feature_level: int = 1,
                  clinical_vars: Sequence[Mapping] = (),
+                 standardize_image_features: bool = True,
                  det_checkpoint: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
@@ -69,6 +77,8 @@ class MsomClassifier(BaseModel):
         self.feature_level = feature_level
         self.clinical_feature_names = ClinicalEncoder(clinical_vars).feature_names
         self.num_clinical = len(self.clinical_feature_names)
+        self.image_norm = (RunningStandardizer(self.neck.out_channels)
+                           if standardize_image_features else nn.Identity())
         self.fc = nn.Linear(self.neck.out_channels + self.num_clinical, 1)
         self.loss_fn = nn.BCEWithLogitsLoss()
         self.det_checkpoint = det_checkpoint
@@ -102,7 +112,7 @@ class MsomClassifier(BaseModel):
         return clinical
 
     def _logits(self, inputs: Tensor, clinical: Optional[Tensor]) -> Tensor:
-        features = self.extract_feat(inputs)
+        features = self.image_norm(self.extract_feat(inputs))
         if clinical is not None:
             features = torch.cat([features, clinical.to(features.dtype)], dim=1)
         return self.fc(features)

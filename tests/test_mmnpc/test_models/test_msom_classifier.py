@@ -64,7 +64,9 @@ def test_backbone_neck_and_normalisation_are_the_detectors(path):
     msom = Config.fromfile(str(path))
     det = Config.fromfile(str(CONFIG_DIR / f'det_{msom.sequence}.py')).model
     assert msom.task == 'msom' and msom.model.type == 'MsomClassifier'
-    assert msom.model.backbone.to_dict() == det.backbone.to_dict()
+    backbone = msom.model.backbone.to_dict()
+    assert backbone.pop('norm_eval') is True  # frozen BN statistics when fine-tuning at batch 2
+    assert backbone == {k: v for k, v in det.backbone.to_dict().items() if k != 'norm_eval'}
     assert msom.model.neck.to_dict() == det.neck.to_dict()
     for key in ('mean', 'std', 'bgr_to_rgb', 'pad_size_divisor'):
         assert msom.model.data_preprocessor[key] == det.data_preprocessor[key], key
@@ -110,6 +112,26 @@ def test_p3_is_pooled_and_the_clinical_vector_reaches_the_fc(small_model):
     assert not torch.allclose(logits[0], changed[0]) and torch.allclose(logits[1], changed[1])
     with pytest.raises(ValueError, match=r'expects \(2, 5\)'):
         model(inputs, _samples(2, 4), mode='tensor')
+
+
+def test_pooled_features_are_standardised_with_training_statistics(fusion_cfg):
+    model = _small(fusion_cfg.model).train()
+    assert model.image_norm.num_batches_tracked.item() == 0
+    samples = _samples(2, 5)
+    data = model.data_preprocessor({'inputs': list(_images(2)), 'data_samples': samples}, True)
+    model(**data, mode='loss')
+    assert model.image_norm.num_batches_tracked.item() == 1  # training slices update it
+    assert 'image_norm.running_mean' in model.state_dict()  # saved with the checkpoint
+    model.eval()
+    pooled = model.extract_feat(data['inputs'])
+    expected = model.fc(torch.cat([model.image_norm(pooled), torch.stack(
+        [s.clinical for s in samples])], 1))
+    torch.testing.assert_close(model(**data, mode='tensor'), expected)
+    assert model.image_norm.num_batches_tracked.item() == 1  # evaluation does not
+    raw_cfg = copy.deepcopy(fusion_cfg.model)
+    raw_cfg.standardize_image_features = False
+    raw = _small(raw_cfg)
+    assert isinstance(raw.image_norm, torch.nn.Identity)
 
 
 def test_image_only_model_ignores_clinical(fusion_cfg):
