@@ -2,13 +2,24 @@
 #
 # Backbone, neck and input normalisation are written out to be exactly those of
 # the stage-1 detector (_base_/models/mask-rcnn_r50_fpn_npc.py: MMDetection's
-# ResNet-50 + FPN, random init, no frozen stage, BN statistics learnt; mean
-# 127.5 / std 64 on grey 8-bit slices), so that `tools/train.py CONFIG
+# ResNet-50 + FPN, random init, no frozen stage; mean 127.5 / std 64 on grey
+# 8-bit slices), so that `tools/train.py CONFIG
 # --det-checkpoint DET.pth` can copy the detector's `backbone.` and `neck.`
 # weights (tests/test_mmnpc/test_models/test_msom_classifier.py checks both).
 # The detector's DetDataPreprocessor becomes MMEngine's ImgDataPreprocessor
 # with the same mean / std / channel order / padding: the classifier has no
 # boxes or masks to pad.
+#
+# One difference, in how BatchNorm runs, not in the weights: norm_eval=True.
+# The classifier fine-tunes at batch size 2, often two slices of one patient;
+# BN statistics of such a batch are noise, and with norm_eval=False a model
+# trained on them scores slices differently at test time (running statistics)
+# than it saw in training (benchmark: training-patient AUC 0.49 in eval mode
+# after 300 iterations). With norm_eval=True the BN layers use the statistics
+# they were given (the detector's with --det-checkpoint; the identity at
+# random init, where zero-initialised residual branches keep activations
+# bounded) in training and test alike, as MMDetection does when it
+# fine-tunes; their scale and shift (gamma, beta) are still learnt.
 #
 # Feature map: FPN output `feature_level` = 1 is P3 (stride 8): 256 x 64 x 64
 # at the 512 px input of the full configs (256 x 32 x 32 at the 256 px of the
@@ -36,7 +47,7 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         frozen_stages=-1,
         norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=False,
+        norm_eval=True,  # see above; the detector has False
         style='pytorch',
         init_cfg=None),
     neck=dict(
