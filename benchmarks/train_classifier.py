@@ -33,15 +33,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', default='work_dirs/bench_classifier', help='output folder')
     parser.add_argument('--iters', type=int, help='training iterations (default: the config)')
     parser.add_argument('--seed', type=int, default=0, help='training seed')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='extra key=value overrides for every config (as tools/train.py)')
     return parser.parse_args()
 
 
 def train_and_test(config: str, args: argparse.Namespace, work_dir: Path) -> dict:
     """Train ``config``, test its last checkpoint; return its metrics.json."""
     out = work_dir / Path(config).stem
-    options = [f'randomness.seed={args.seed}']
+    options = [f'randomness.seed={args.seed}', *args.cfg_options]
     if args.iters:
-        options += [f'train_cfg.max_iters={args.iters}', f'train_cfg.val_interval={args.iters}',
+        # validated once, by tools/test.py below: no in-training validation, no 'best' copy
+        options += [f'train_cfg.max_iters={args.iters}', f'train_cfg.val_begin={args.iters + 1}',
+                    'default_hooks.checkpoint.save_best=None',
                     f'default_hooks.checkpoint.interval={args.iters}']
     det = ['--det-checkpoint', args.det_checkpoint] if args.det_checkpoint else []
     seconds = run([sys.executable, 'tools/train.py', config, '--data-root', args.data_root,
@@ -60,7 +64,8 @@ def main() -> None:
     work_dir = work_dir if work_dir.is_absolute() else REPO / work_dir
     results = {config: train_and_test(config, args, work_dir) for config in args.configs}
     summary = {'data_root': args.data_root, 'det_checkpoint': args.det_checkpoint,
-               'iters': args.iters, 'seed': args.seed, 'results': results}
+               'iters': args.iters, 'seed': args.seed, 'cfg_options': args.cfg_options,
+               'results': results}
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / 'benchmark.json').write_text(json.dumps(summary, indent=2) + '\n')
     print(f'\n{"config":32s} {"val AUC":>8s} {"95% CI (DeLong)":>17s} {"cut-off":>8s} '
