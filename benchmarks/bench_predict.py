@@ -26,6 +26,11 @@ def _checkpoint(folder: Path) -> Path | None:
     return Path(marker.read_text().strip()) if marker.is_file() else None
 
 
+def _relative(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def measure(patient_dir: str, det_checkpoint: str, cls_checkpoint: str, clinical_json: str,
             out_dir: str) -> dict:
     """Child process: time each step of one prediction (seconds of wall time)."""
@@ -76,9 +81,15 @@ def measure(patient_dir: str, det_checkpoint: str, cls_checkpoint: str, clinical
             'n_slices_with_tumour': len(found), 'torch_threads': torch.get_num_threads()}
 
 
-def run(work_dir: Path, log_file: Path | None = None) -> dict:
-    """Prediction cost per patient with the demo's tiny checkpoints."""
-    det, cls = _checkpoint(DEMO / 'det_cet1_tiny'), _checkpoint(DEMO / 'msom_fusion_tiny')
+def run(work_dir: Path, log_file: Path | None = None, det_checkpoint: Path | None = None,
+        cls_checkpoint: Path | None = None) -> dict:
+    """Prediction cost per patient with the demo's tiny checkpoints (or the ones given).
+
+    The patient and its clinical values are the demo's held-out patient either way;
+    given checkpoints must be of ``configs/det_cet1_tiny.py`` / ``CLS_CONFIG``.
+    """
+    det = det_checkpoint or _checkpoint(DEMO / 'det_cet1_tiny')
+    cls = cls_checkpoint or _checkpoint(DEMO / 'msom_fusion_tiny')
     clinical = sorted(DEMO.glob('clinical_*.json'))
     if det is None or cls is None or not clinical:
         return {'status': 'not run', 'why': 'needs the trained tiny checkpoints of `make demo` '
@@ -91,5 +102,6 @@ def run(work_dir: Path, log_file: Path | None = None) -> dict:
     value = child.value
     value['coarse_to_fine_speedup'] = round(
         value['detect_every_slice_s'] / max(value['detect_coarse_to_fine_s'], 1e-9), 2)
-    return {'configs': ['configs/det_cet1_tiny.py', CLS_CONFIG], 'patient': patient_id, **value,
+    return {'configs': ['configs/det_cet1_tiny.py', CLS_CONFIG],
+            'checkpoints': [_relative(det), _relative(cls)], 'patient': patient_id, **value,
             'target_s_per_patient_tiny': 60, 'peak_rss_mib': round(child.peak_rss_mib, 1)}

@@ -54,6 +54,11 @@ def parse_args() -> argparse.Namespace:
                                  'of (default 2)')
     conversion.add_argument('--profile', action='store_true',
                             help='also cProfile one conversion into WORK_DIR/convert_profile.txt')
+    predict = parser.add_argument_group('prediction (default: the checkpoints of make demo)')
+    predict.add_argument('--predict-det-checkpoint', type=Path,
+                         help='a configs/det_cet1_tiny.py checkpoint')
+    predict.add_argument('--predict-cls-checkpoint', type=Path,
+                         help='a configs/msom_fusion_tiny.py checkpoint')
     detector = parser.add_argument_group('detector training')
     detector.add_argument('--det-data-root', type=Path,
                           help='converter output to train on (default: the cohort converted '
@@ -103,7 +108,8 @@ def main() -> None:
             data_root, work_dir, seed=args.seed, log_file=log_file)}
         print(f'[classifier] {results["classifier_training"]}')
     if 'predict' in args.only:
-        results['prediction'] = {'measured_at': stamp, **bench_predict.run(work_dir, log_file)}
+        results['prediction'] = {'measured_at': stamp, **bench_predict.run(
+            work_dir, log_file, args.predict_det_checkpoint, args.predict_cls_checkpoint)}
         print(f'[predict] {results["prediction"]}')
     results['machine']['load_average_at_end'] = machine()['load_average_1_5_15_min']
     results['gpu'] = 'not measured: no GPU on this machine (full-size configs not run)'
