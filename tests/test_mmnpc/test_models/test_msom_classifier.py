@@ -99,8 +99,10 @@ def test_loss_predict_and_tensor_modes(small_model):
         model(**data, mode='features')
 
 
-def test_p3_is_pooled_and_the_clinical_vector_reaches_the_fc(small_model):
-    model = small_model.eval()
+def test_p3_is_pooled_and_the_clinical_vector_reaches_the_fc(fusion_cfg):
+    # a fresh model: the shared one's feature standardiser was fitted on two random images
+    # by an earlier test, which makes its logits ~1e4 and a clinical change invisible
+    model = _small(fusion_cfg.model).eval()
     inputs = _images(2, 64).float()
     levels = model.neck(model.backbone(inputs))
     assert levels[model.feature_level].shape == (2, 256, 8, 8)  # stride 8
