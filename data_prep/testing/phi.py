@@ -17,6 +17,8 @@ depends on mmnpc or on the test framework.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import re
 from collections.abc import Iterable, Mapping
@@ -41,6 +43,24 @@ UID_KEYWORDS: tuple[str, ...] = ('StudyInstanceUID', 'SeriesInstanceUID', 'SOPIn
 CLINICAL_IDENTIFIER_COLUMNS: tuple[str, ...] = ('patient_name', 'hospital_number')
 _MIN_UID_CHARS = 10  # shorter UIDs (none in practice) could match unrelated text
 _UID_RUN = re.compile(rb'[0-9][0-9.]{%d,}' % (_MIN_UID_CHARS - 1))
+# an embedded file (a PNG in a self-contained report.html) as an RFC 2397 data URI
+_DATA_URI = re.compile(rb'data:[\w.+/-]+;base64,([A-Za-z0-9+/=]+)')
+
+
+def _decode_data_uris(data: bytes) -> bytes:
+    """``data`` with each base64 data URI replaced by the bytes it encodes.
+
+    Searched as text, base64 is a random string over 64 letters in which a
+    5-letter name turns up by chance (a demo report once had 'paula' in a
+    plot); decoded, the embedded file is searched like any other file, so a
+    name in its metadata is still found.
+    """
+    def decode(match: re.Match) -> bytes:
+        try:
+            return base64.b64decode(match.group(1), validate=True)
+        except (binascii.Error, ValueError):
+            return match.group(0)  # not valid base64: keep the text as it is
+    return _DATA_URI.sub(decode, data)
 
 
 @dataclass(frozen=True)
@@ -164,7 +184,8 @@ def find_identifiers(paths: Iterable[Path], identifiers: Iterable[str], *,
     paths: files, or folders searched recursively (contents and the file and
     folder names below them). texts: label -> captured output (stdout, stderr,
     log lines). The search ignores case and works on bytes, so JSON, CSV,
-    logs and binary files (JPEG comments/EXIF) are all covered.
+    logs and binary files (JPEG comments/EXIF) are all covered; files
+    embedded as base64 data URIs are decoded first.
     """
     forms = [(identifier, form.encode('utf-8'))
              for identifier in identifiers for form in identifier_forms(identifier)]
@@ -176,7 +197,7 @@ def find_identifiers(paths: Iterable[Path], identifiers: Iterable[str], *,
         for file in files:
             name = str(file.relative_to(path)) if path.is_dir() else file.name
             sources.append((str(file), name.lower().encode('utf-8'), 'file name'))
-            sources.append((str(file), file.read_bytes().lower(), 'content'))
+            sources.append((str(file), _decode_data_uris(file.read_bytes()).lower(), 'content'))
     for label, text in (texts or {}).items():
         data = text.encode('utf-8') if isinstance(text, str) else text
         sources.append((label, data.lower(), 'content'))

@@ -103,3 +103,17 @@ def test_uids_are_found_inside_longer_number_runs(tmp_path):
     clean.write_bytes(b'{"ref": "1.2.840.99999.123456", "z": 1.2840999991234567}')
     hits = find_identifiers([leaked, clean], [uid])
     assert [(h.source, h.form) for h in hits] == [(str(leaked), uid)]
+
+
+def test_embedded_files_are_decoded_not_searched_as_base64_text(tmp_path):
+    import base64
+    name = 'PHIPERFORMER^PAULA'
+    chance = b'QUJDpaulAxyz'  # valid base64 whose text, not content, holds 'paula'
+    assert b'paula' not in base64.b64decode(chance).lower()
+    plot = tmp_path / 'report.html'
+    plot.write_bytes(b'<img src="data:image/png;base64,' + chance + b'">')
+    assert find_identifiers([plot], [name]) == []
+    leaked = tmp_path / 'leaked.html'
+    payload = base64.b64encode(b'\x89PNG tEXt Author Paula ...')
+    leaked.write_bytes(b'<img src="data:image/png;base64,' + payload + b'">')
+    assert [h.form for h in find_identifiers([leaked], [name])] == ['paula']
