@@ -15,7 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from common import REPO, run_in_child
+from common import REPO, run_in_child, shown_path
 
 DEMO = REPO / 'work_dirs' / 'demo'
 CLS_CONFIG = 'configs/msom_fusion_tiny.py'
@@ -24,11 +24,6 @@ CLS_CONFIG = 'configs/msom_fusion_tiny.py'
 def _checkpoint(folder: Path) -> Path | None:
     marker = folder / 'last_checkpoint'
     return Path(marker.read_text().strip()) if marker.is_file() else None
-
-
-def _relative(path: Path) -> str:
-    path = Path(path).resolve()
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def measure(patient_dir: str, det_checkpoint: str, cls_checkpoint: str, clinical_json: str,
@@ -103,5 +98,5 @@ def run(work_dir: Path, log_file: Path | None = None, det_checkpoint: Path | Non
     value['coarse_to_fine_speedup'] = round(
         value['detect_every_slice_s'] / max(value['detect_coarse_to_fine_s'], 1e-9), 2)
     return {'configs': ['configs/det_cet1_tiny.py', CLS_CONFIG],
-            'checkpoints': [_relative(det), _relative(cls)], 'patient': patient_id, **value,
+            'checkpoints': [shown_path(det), shown_path(cls)], 'patient': patient_id, **value,
             'target_s_per_patient_tiny': 60, 'peak_rss_mib': round(child.peak_rss_mib, 1)}

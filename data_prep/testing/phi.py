@@ -58,7 +58,7 @@ def _decode_data_uris(data: bytes) -> bytes:
     def decode(match: re.Match) -> bytes:
         try:
             return base64.b64decode(match.group(1), validate=True)
-        except (binascii.Error, ValueError):
+        except binascii.Error:
             return match.group(0)  # not valid base64: keep the text as it is
     return _DATA_URI.sub(decode, data)
 

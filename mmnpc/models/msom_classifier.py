@@ -32,9 +32,9 @@ class MsomClassifier(BaseModel):
     :class:`RunningStandardizer`: without it the image half of the FC input
     is ~50x smaller in spread than the z-scored clinical half), the encoded
     clinical vector of each slice's patient (N, C) is concatenated when
-    ``clinical_vars`` is given, and one FC layer gives a logit; the MSOM probability is its sigmoid and
-    the loss is binary cross-entropy (``BCEWithLogitsLoss``, the numerically
-    stable form of sigmoid + BCE).
+    ``clinical_vars`` is given, and one FC layer gives a logit; the MSOM
+    probability is its sigmoid and the loss is binary cross-entropy
+    (``BCEWithLogitsLoss``, the numerically stable form of sigmoid + BCE).
 
     ``forward(inputs, data_samples, mode)`` dispatches like mmpretrain's
     ``ImageClassifier``: ``'loss'`` -> ``{'loss_bce': ...}``, ``'predict'`` ->
