@@ -18,7 +18,9 @@ from pathlib import Path
 from common import REPO, run_in_child, shown_path
 
 DEMO = REPO / 'work_dirs' / 'demo'
+DET_CONFIG = 'configs/det_cet1_tiny.py'
 CLS_CONFIG = 'configs/msom_fusion_tiny.py'
+FULL_CONFIGS = ('configs/det_cet1.py', 'configs/msom_cet1.py')  # 512 px; fusion costs the same
 
 
 def _checkpoint(folder: Path) -> Path | None:
@@ -35,7 +37,8 @@ def measure(patient_dir: str, det_checkpoint: str, cls_checkpoint: str, clinical
     import mmnpc  # noqa: F401
     from data_prep.options import PrepOptions
     from mmnpc.inference.predict_patient import (PredictOptions, encode_clinical,
-                                                 find_tumour_slices, load_series, score_slices)
+                                                 find_tumour_slices, load_series, score_slices,
+                                                 slices_to_look_at)
     from mmnpc.inference.prediction_outputs import write_prediction
     from mmnpc.inference.predict_patient import PatientPrediction
     from mmnpc.inference.slice_detector import SliceDetector
@@ -45,7 +48,9 @@ def measure(patient_dir: str, det_checkpoint: str, cls_checkpoint: str, clinical
     start = time.perf_counter()
     cfg = Config.fromfile(str(REPO / CLS_CONFIG))
     classifier, encoder = init_msom_classifier(cfg, cls_checkpoint)
-    detector = SliceDetector(Path(det_checkpoint), score_thr=0.5)
+    # the config as it is now, not the one saved in the checkpoint: its test-time
+    # settings (proposals, detections kept) are what is being measured
+    detector = SliceDetector(Path(det_checkpoint), REPO / DET_CONFIG, score_thr=0.5)
     times['load_models_s'] = time.perf_counter() - start
     patient = Path(patient_dir)
     t = time.perf_counter()
@@ -71,9 +76,56 @@ def measure(patient_dir: str, det_checkpoint: str, cls_checkpoint: str, clinical
     t = time.perf_counter()
     detector.detect(images)  # every slice: what the coarse pass saves
     times['detect_every_slice_s'] = time.perf_counter() - t
+    looked = set(slices_to_look_at(len(images), options.coarse_step))
+    if found and options.coarse_step > 1:
+        looked |= set(slices_to_look_at(len(images), options.coarse_step, sorted(found)))
     return {**{k: round(v, 2) for k, v in times.items()},
             'seconds_per_patient': round(per_patient, 2), 'n_slices': len(images),
-            'n_slices_with_tumour': len(found), 'torch_threads': torch.get_num_threads()}
+            'n_slices_looked_at': len(looked), 'n_slices_with_tumour': len(found),
+            'torch_threads': torch.get_num_threads()}
+
+
+def measure_full_size(patient_dir: str, work_dir: str, n_slices: int = 8) -> dict:
+    """Child process: seconds per slice of the full-size (512 px) detector and classifier.
+
+    No full-size checkpoints exist on a CPU machine, so both run with random
+    weights: the cost of a slice does not depend on the weights, except that
+    masks are computed only for detections (few per slice once trained).
+    """
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import mmnpc  # noqa: F401
+    from data_prep.options import PrepOptions
+    from mmdet.registry import MODELS
+    from mmnpc.inference.predict_patient import load_series, score_slices
+    from mmnpc.inference.slice_detector import SliceDetector
+
+    patient = Path(patient_dir)
+    prepared, _ = load_series(patient, patient.name, PrepOptions(), 'cet1')
+    middle = len(prepared.slices) // 2
+    images = [s.image for s in prepared.slices[middle - n_slices // 2:][:n_slices]]
+    det_cfg, cls_cfg = (Config.fromfile(str(REPO / c)) for c in FULL_CONFIGS)
+    init_default_scope('mmdet')
+    detector_model = MODELS.build(det_cfg.model)
+    checkpoint = Path(work_dir) / 'det_cet1_random_init.pth'
+    torch.save({'state_dict': detector_model.state_dict(),
+                'meta': {'dataset_meta': {'classes': ('GTV', 'GTVln')}}}, checkpoint)
+    detector = SliceDetector(checkpoint, REPO / FULL_CONFIGS[0], score_thr=0.5)
+    cls_cfg.model.det_checkpoint = None
+    classifier = MODELS.build(cls_cfg.model).eval()
+    seconds = {}
+    for name, step in (('detect', lambda: detector.detect(images)),
+                       ('classify', lambda: score_slices(images, classifier, cls_cfg, None))):
+        step()  # warm-up
+        start = time.perf_counter()
+        step()
+        seconds[name] = (time.perf_counter() - start) / len(images)
+    checkpoint.unlink()
+    return {'detect_s_per_slice': round(seconds['detect'], 3),
+            'classify_s_per_slice': round(seconds['classify'], 3), 'slices_timed': len(images),
+            'torch_threads': torch.get_num_threads()}
 
 
 def run(work_dir: Path, log_file: Path | None = None, det_checkpoint: Path | None = None,
@@ -97,6 +149,19 @@ def run(work_dir: Path, log_file: Path | None = None, det_checkpoint: Path | Non
     value = child.value
     value['coarse_to_fine_speedup'] = round(
         value['detect_every_slice_s'] / max(value['detect_coarse_to_fine_s'], 1e-9), 2)
-    return {'configs': ['configs/det_cet1_tiny.py', CLS_CONFIG],
+    full = run_in_child('bench_predict:measure_full_size', log_file,
+                        patient_dir=str(DEMO / 'cohort' / patient_id), work_dir=str(work_dir))
+    return {'configs': [DET_CONFIG, CLS_CONFIG],
             'checkpoints': [shown_path(det), shown_path(cls)], 'patient': patient_id, **value,
-            'target_s_per_patient_tiny': 60, 'peak_rss_mib': round(child.peak_rss_mib, 1)}
+            'target_s_per_patient_tiny': 60, 'peak_rss_mib': round(child.peak_rss_mib, 1),
+            'full_size': _full_size(full.value, value, full.peak_rss_mib)}
+
+
+def _full_size(per_slice: dict, tiny: dict, peak_rss_mib: float) -> dict:
+    """Full-size seconds per patient: measured per-slice costs x the tiny run's slice counts."""
+    estimate = (tiny['read_and_resample_s'] + tiny['write_outputs_s']
+                + per_slice['detect_s_per_slice'] * tiny['n_slices_looked_at']
+                + per_slice['classify_s_per_slice'] * tiny['n_slices_with_tumour'])
+    return {'configs': list(FULL_CONFIGS), 'weights': 'random init (cost only)', **per_slice,
+            'estimated_seconds_per_patient': round(estimate, 1),
+            'peak_rss_mib': round(peak_rss_mib, 1)}
