@@ -75,9 +75,11 @@ def prediction_blocks(predict_dir: Path) -> list[Block]:
                                    '(DICOM only, no contours)')]
     if record['msom_score'] is None:
         return blocks + [Paragraph(record.get('message', 'no tumour detected'))]
-    blocks.append(Table(['MSOM score', 'risk group', 'cut-off', 'slices scored'], [[
+    blocks.append(Table(['MSOM score', 'risk group', 'cut-off', 'slices with tumour',
+                         'slices scored'], [[
         fmt(record['msom_score']), record['risk_group'], fmt(record['cutoff']),
-        f'{record["n_slices_scored"]} of {record["n_slices_total"]}']]))
+        f'{record["n_slices_with_tumour"]} of {record["n_slices_total"]}',
+        str(record['n_slices_scored'])]]))
     best = max(record['slices'], key=lambda s: max(d['score'] for d in s['detections']))
     blocks.append(Image(predict_dir / best['overlay'],
                         f'Detections at z = {best["z_mm"]:.1f} mm (also in detections_rtstruct.dcm)'))

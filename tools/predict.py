@@ -94,8 +94,9 @@ def main() -> int:
         print(no_detection_message(pred, args.det_score_thr))
         return NO_TUMOUR_EXIT
     print(f'[predict] {patient_id}: MSOM score {record["msom_score"]:.3f} '
-          f'({record["risk_group"]} risk, cut-off {cutoff:.3f}) from {record["n_slices_scored"]} '
-          f'of {record["n_slices_total"]} slices; written to {args.out}')
+          f'({record["risk_group"]} risk, cut-off {cutoff:.3f}), mean of '
+          f'{record["n_slices_scored"]} slice scores ({record["n_slices_with_tumour"]} of '
+          f'{record["n_slices_total"]} slices hold tumour); written to {args.out}')
     return 0
 
 

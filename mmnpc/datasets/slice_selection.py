@@ -72,21 +72,37 @@ def evenly_spaced(images: Sequence[dict], max_per_patient: Optional[int]) -> Lis
 
     ``images`` as :func:`select_slices` returns them (grouped by patient,
     ordered by slice index). Keeps the first and last slice of a patient and
-    spreads the rest between them; None keeps everything.
+    spreads the rest between them (:func:`evenly_spaced_positions`); None keeps
+    everything.
     """
     if max_per_patient is None:
         return list(images)
-    if max_per_patient < 1:
-        raise ValueError(f'max_slices_per_patient must be >= 1, got {max_per_patient}')
+    _check_max(max_per_patient)
     by_patient: Dict[str, List[dict]] = defaultdict(list)
     for image in images:
         by_patient[image['patient_id']].append(image)
     kept = []
     for patient_id in sorted(by_patient):
         slices = by_patient[patient_id]
-        if len(slices) > max_per_patient:
-            spaced = np.linspace(0, len(slices) - 1, max_per_patient)
-            picks = np.unique(np.round(spaced).astype(int))
-            slices = [slices[i] for i in picks]
-        kept.extend(slices)
+        kept.extend(slices[i] for i in evenly_spaced_positions(len(slices), max_per_patient))
     return kept
+
+
+def evenly_spaced_positions(n: int, max_per_patient: Optional[int]) -> List[int]:
+    """Positions 0..n-1 of the slices kept out of ``n``: all of them when
+    ``max_per_patient`` is None or >= n, else ``max_per_patient`` spread evenly
+    from the first to the last. Shared by evaluation (the dataset) and
+    prediction (tools/predict.py), so both average the same kind of selection.
+    """
+    if max_per_patient is None:
+        return list(range(n))
+    _check_max(max_per_patient)
+    if n <= max_per_patient:
+        return list(range(n))
+    spaced = np.linspace(0, n - 1, max_per_patient)
+    return [int(i) for i in np.unique(np.round(spaced).astype(int))]
+
+
+def _check_max(max_per_patient: int) -> None:
+    if max_per_patient < 1:
+        raise ValueError(f'max_slices_per_patient must be >= 1, got {max_per_patient}')

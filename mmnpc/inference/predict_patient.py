@@ -9,9 +9,13 @@
    4 mm -- smaller than any primary tumour or node that is contoured), then at
    every slice within ``coarse_step`` of a slice where it found something.
    ``coarse_step=1`` looks at every slice.
-3. The stage-2 classifier scores each of those slices; the patient's MSOM score
-   is their mean, exactly as in evaluation (patient score = mean slice score),
-   and the risk group compares it with the cut-off fitted on training patients.
+3. The stage-2 classifier scores those slices chosen by the rule its test
+   dataset uses on contoured slices (``slice_selection``,
+   ``max_slices_per_patient`` of the classifier config): every slice found, or
+   at most N of them evenly spaced along z (the *_tiny configs: 8), or the one
+   with the largest detected tumour area (``'max_area'``). The patient's MSOM
+   score is their mean, exactly as in evaluation (patient score = mean slice
+   score), so it is comparable with the cut-off fitted on training patients.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from data_prep.options import PrepOptions
 from data_prep.patient import prepare_patient
 from data_prep.sequences import assign_sequences
 from data_prep.types import PreparedSequence
+from mmnpc.datasets.slice_selection import evenly_spaced_positions
 from mmnpc.inference.slice_detector import SliceDetections, SliceDetector
 
 
@@ -49,7 +54,8 @@ class PatientPrediction:
     prepared: PreparedSequence
     series_files: tuple[Path, ...]
     detections: dict[int, SliceDetections]  # slice index -> detections >= threshold
-    slice_scores: dict[int, float] = field(default_factory=dict)
+    slices_looked_at: tuple[int, ...] = ()  # slices the detector was run on
+    slice_scores: dict[int, float] = field(default_factory=dict)  # the slices scored
     msom_score: Optional[float] = None
     risk_group: Optional[str] = None
 
@@ -76,8 +82,9 @@ def slices_to_look_at(n_slices: int, step: int, hits: Sequence[int] = ()) -> lis
 
 
 def find_tumour_slices(images: Sequence[np.ndarray], detector: SliceDetector,
-                       options: PredictOptions) -> dict[int, SliceDetections]:
-    """Slice index -> its detections scoring >= ``det_score_thr``, for slices with any."""
+                       options: PredictOptions) -> tuple[dict[int, SliceDetections], list[int]]:
+    """(slice index -> its detections scoring >= ``det_score_thr``, for slices with
+    any; the sorted indices of every slice the detector looked at)."""
     found: dict[int, SliceDetections] = {}
     looked: set[int] = set()
 
@@ -92,7 +99,21 @@ def find_tumour_slices(images: Sequence[np.ndarray], detector: SliceDetector,
     look(slices_to_look_at(len(images), options.coarse_step))
     if options.coarse_step > 1 and found:
         look(slices_to_look_at(len(images), options.coarse_step, sorted(found)))
-    return dict(sorted(found.items()))
+    return dict(sorted(found.items())), sorted(looked)
+
+
+def slices_to_score(found: Mapping[int, SliceDetections], cls_cfg) -> list[int]:
+    """The found slices the classifier scores, chosen as its test dataset chooses
+    contoured slices (see the module docstring); sorted slice indices."""
+    dataset = cls_cfg.test_dataloader.dataset
+    indices = sorted(found)
+    if not indices:
+        return []
+    if dataset.get('slice_selection', 'tumour') == 'max_area':
+        # largest total detected area; ties go to the lowest index, as in select_slices
+        return [max(indices, key=lambda i: (int(found[i].masks.sum()), -i))]
+    picks = evenly_spaced_positions(len(indices), dataset.get('max_slices_per_patient'))
+    return [indices[k] for k in picks]
 
 
 def classifier_input_size(cfg) -> tuple[int, int]:
@@ -122,15 +143,22 @@ def predict_patient(patient_dir: Path, detector: SliceDetector, classifier, cls_
     patient_dir = Path(patient_dir)
     prepared, files = load_series(patient_dir, patient_dir.name, prep_options, options.sequence)
     images = [s.image for s in prepared.slices]
-    found = find_tumour_slices(images, detector, options)
-    result = PatientPrediction(patient_dir.name, prepared, files, found)
-    if not found:
+    found, looked = find_tumour_slices(images, detector, options)
+    result = PatientPrediction(patient_dir.name, prepared, files, found, tuple(looked))
+    chosen = slices_to_score(found, cls_cfg)
+    if not chosen:
         return result
-    scores = score_slices([images[i] for i in found], classifier, cls_cfg, clinical_vector)
-    result.slice_scores = {i: float(s) for i, s in zip(found, scores)}
-    result.msom_score = float(np.mean(scores))
-    result.risk_group = 'high' if result.msom_score >= cutoff else 'low'
-    return result
+    scores = score_slices([images[i] for i in chosen], classifier, cls_cfg, clinical_vector)
+    return with_scores(result, dict(zip(chosen, scores)), cutoff)
+
+
+def with_scores(pred: PatientPrediction, slice_scores: Mapping[int, float],
+                cutoff: float) -> PatientPrediction:
+    """``pred`` with its slice scores, their mean (the MSOM score) and risk group set."""
+    pred.slice_scores = {int(i): float(s) for i, s in slice_scores.items()}
+    pred.msom_score = float(np.mean(list(pred.slice_scores.values())))
+    pred.risk_group = 'high' if pred.msom_score >= cutoff else 'low'
+    return pred
 
 
 def encode_clinical(encoder, values: Optional[Mapping[str, object]], patient_id: str,

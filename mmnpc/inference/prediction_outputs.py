@@ -37,6 +37,8 @@ def prediction_record(pred: PatientPrediction, classes: Sequence[str], cutoff: f
         'risk_group': pred.risk_group,
         'cutoff': cutoff,
         'n_slices_total': len(pred.prepared.slices),
+        'n_slices_looked_at': len(pred.slices_looked_at),
+        'n_slices_with_tumour': len(pred.detections),
         'n_slices_scored': len(pred.slice_scores),
         **settings,
         'slices': slices,

@@ -19,7 +19,8 @@ from data_prep.dicom_writer import PatientHeader, ellipse_contour, write_mr_seri
 from data_prep.options import PrepOptions
 from data_prep.patient import prepare_patient
 from mmnpc.inference.predict_patient import (PatientPrediction, PredictOptions, find_tumour_slices,
-                                             load_series, predict_patient, slices_to_look_at)
+                                             load_series, predict_patient, slices_to_look_at,
+                                             slices_to_score)
 from mmnpc.inference.prediction_outputs import write_prediction
 from mmnpc.inference.slice_detector import SliceDetections
 
@@ -111,10 +112,30 @@ def test_coarse_then_fine_slice_search():
 def test_coarse_search_finds_every_tumour_slice_with_fewer_calls(patient):
     _, slices, masks = patient
     detector = OracleDetector(slices)
-    found = find_tumour_slices([s.image for s in slices], detector, PredictOptions())
+    found, looked = find_tumour_slices([s.image for s in slices], detector, PredictOptions())
     assert set(found) == set(masks)
     assert len(detector.calls) < len(slices)  # did not look at every slice
     assert len(set(detector.calls)) == len(detector.calls)  # nor at any slice twice
+    assert looked == sorted(detector.calls)
+
+
+def _detections(area_px: int) -> SliceDetections:
+    masks = np.zeros((1, 8, 8), bool)
+    masks.flat[:area_px] = True
+    return SliceDetections(np.zeros((1, 4)), np.array([0.9]), np.array([0]), masks)
+
+
+def test_slices_scored_follow_the_classifier_test_dataset_rule():
+    found = {i: _detections(area) for i, area in zip(range(20, 40), [3] * 5 + [7, 9, 9] + [2] * 12)}
+    tiny = Config.fromfile(str(REPO / 'configs' / 'msom_cet1_tiny.py'))  # 8 evenly spaced
+    chosen = slices_to_score(found, tiny)
+    assert len(chosen) == 8 and chosen[0] == 20 and chosen[-1] == 39
+    assert set(chosen) <= set(found)
+    full = Config.fromfile(str(REPO / 'configs' / 'msom_cet1.py'))  # every tumour slice
+    assert slices_to_score(found, full) == sorted(found)
+    max_area = Config.fromfile(str(REPO / 'configs' / 'msom_maxslice_cet1.py'))
+    assert slices_to_score(found, max_area) == [26]  # 9 px on 26 and 27: the lower index
+    assert slices_to_score({}, tiny) == []
 
 
 def test_prediction_lands_on_the_tumour_in_millimetres(patient, classifier, tmp_path):
@@ -123,6 +144,8 @@ def test_prediction_lands_on_the_tumour_in_millimetres(patient, classifier, tmp_
     pred = predict_patient(root, OracleDetector(slices), model, cfg, None, cutoff=0.5,
                            options=PredictOptions(sequence='cet1'))
     assert set(pred.detections) == set(masks)
+    assert set(pred.slice_scores) == set(slices_to_score(pred.detections, cfg))
+    assert len(pred.slice_scores) == min(8, len(masks))  # the tiny config's evaluation cap
     assert 0.0 <= pred.msom_score <= 1.0
     assert pred.msom_score == pytest.approx(np.mean(list(pred.slice_scores.values())))
     assert pred.risk_group == ('high' if pred.msom_score >= 0.5 else 'low')
@@ -145,7 +168,8 @@ def test_rtstruct_references_the_input_series_and_holds_no_identifiers(patient, 
         v, u = np.nonzero(mask)
         dets[i] = SliceDetections(np.array([[u.min(), v.min(), u.max() + 1, v.max() + 1]], float),
                                   np.array([0.8]), np.array([0]), mask[None])
-    pred = PatientPrediction(PID, prepared, files, dets, {i: 0.3 for i in dets}, 0.3, 'low')
+    pred = PatientPrediction(PID, prepared, files, dets, tuple(dets), {i: 0.3 for i in dets}, 0.3,
+                             'low')
     write_prediction(tmp_path / 'out', pred, CLASSES, 0.5, {})
     rs = pydicom.dcmread(tmp_path / 'out' / 'detections_rtstruct.dcm')
     series = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
