@@ -27,8 +27,9 @@ import cv2
 import numpy as np
 import SimpleITK as sitk
 
+from data_prep.intensity import scale_intensities
 from data_prep.options import PrepOptions
-from data_prep.types import DataPrepError, PreparedSlice, Volume
+from data_prep.types import PreparedSlice, Volume
 
 _MM_TOL = 1e-6  # mm, absorbs float noise before rounding extents to whole mm
 
@@ -109,22 +110,6 @@ def resample_to_slices(volume: Volume, masks: dict[str, np.ndarray],
             index=m, image=out, masks={c: v for c, v in slice_masks.items() if v.any()},
             z_mm=grid.z0 + m, spacing_mm=(step, step), origin_mm=origin))
     return slices
-
-
-def scale_intensities(image: np.ndarray, inside: np.ndarray,
-                      percentiles: tuple[float, float]) -> np.ndarray:
-    """uint8 like ``image``: inside voxels clipped to the ``percentiles`` (%) of the
-    inside values and mapped linearly to 1..255; outside voxels 0."""
-    values = image[inside]
-    if values.size == 0:
-        raise DataPrepError('the resampled volume has no voxel inside the native image')
-    lo, hi = (float(v) for v in np.percentile(values, percentiles))  # keep float32 below
-    out = np.zeros(image.shape, np.uint8)
-    if hi > lo:
-        out[inside] = np.rint((np.clip(values, lo, hi) - lo) * (254 / (hi - lo)) + 1)
-    else:
-        out[inside] = 1
-    return out
 
 
 def to_sitk(array: np.ndarray, volume: Volume) -> sitk.Image:

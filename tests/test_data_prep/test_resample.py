@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from data_prep.options import PrepOptions
-from data_prep.resample import canonical_grid, resample_to_slices, scale_intensities
+from data_prep.resample import canonical_grid, resample_to_slices
 from data_prep.types import Volume
 
 X, Y, Z = np.eye(3)
@@ -159,26 +159,3 @@ def test_masks_absent_on_slices_without_structure_and_output_types():
     with_gtv = [p.z_mm for p in slices if 'GTV' in p.masks]
     assert min(with_gtv) > CENTRE[2] - 6 and max(with_gtv) < CENTRE[2] + 6
     assert all(p.masks['GTV'].dtype == bool for p in slices if 'GTV' in p.masks)
-
-
-def test_intensity_scaling_clips_percentiles_and_keeps_padding_zero():
-    rng = np.random.default_rng(5)
-    image = rng.uniform(0, 100, (4, 50, 50)).astype(np.float32)
-    image[0, 0, :10] = 1e6  # outliers above the 99.5th percentile
-    inside = np.ones(image.shape, bool)
-    inside[:, :, :5] = False
-    out = scale_intensities(image, inside, (0.5, 99.5))
-    assert out.dtype == np.uint8
-    assert np.all(out[~inside] == 0)
-    assert out[inside].min() == 1 and out[inside].max() == 255
-    assert np.all(out[0, 0, 5:10] == 255)
-    lo, hi = np.percentile(image[inside], [0.5, 99.5])
-    expected = np.rint(1 + 254 * (np.clip(image[inside], lo, hi) - lo) / (hi - lo))
-    assert np.abs(out[inside] - expected).max() <= 1  # float32 vs float64 rounding ties
-    assert np.mean(out[inside] == expected) > 0.999
-
-
-def test_constant_image_maps_to_one():
-    out = scale_intensities(np.full((2, 3, 3), 7.0, np.float32), np.ones((2, 3, 3), bool),
-                            (0.5, 99.5))
-    assert np.all(out == 1)
