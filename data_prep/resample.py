@@ -44,12 +44,13 @@ class CanonicalGrid:
     z0: float  # LPS z of the lowest slice centre
     n_slices: int  # 1 mm apart, ascending z
 
-    def reference_image(self) -> sitk.Image:
-        """An empty SimpleITK image with this grid's geometry."""
-        image = sitk.Image(self.side_mm, self.side_mm, self.n_slices, sitk.sitkFloat32)
-        image.SetSpacing((1.0, 1.0, 1.0))
-        image.SetOrigin((self.x_edge + 0.5, self.y_edge + 0.5, self.z0))
-        return image
+    def origin(self) -> tuple[float, float, float]:
+        """LPS mm of the centre of voxel (0, 0, 0)."""
+        return (self.x_edge + 0.5, self.y_edge + 0.5, self.z0)
+
+    def size(self) -> tuple[int, int, int]:
+        """Voxels along (x, y, z)."""
+        return (self.side_mm, self.side_mm, self.n_slices)
 
 
 def voxel_bounds(volume: Volume, *, edges: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -86,9 +87,8 @@ def resample_to_slices(volume: Volume, masks: dict[str, np.ndarray],
     ``options.intensity_percentiles`` of the in-volume voxels.
     """
     grid = canonical_grid(volume)
-    reference = grid.reference_image()
     # NaN marks the 1 mm voxels whose centre lies outside the native voxels' edges
-    image = _resample(volume.array.astype(np.float32), volume, reference, np.nan)
+    image = _resample(volume.array.astype(np.float32), volume, grid.origin(), grid.size(), np.nan)
     inside = ~np.isnan(image)
     scaled = scale_intensities(image, inside, options.intensity_percentiles)
     inside_255 = inside.astype(np.uint8) * np.uint8(255)
@@ -121,13 +121,15 @@ def to_sitk(array: np.ndarray, volume: Volume) -> sitk.Image:
     return image
 
 
-def _resample(array: np.ndarray, volume: Volume, reference: sitk.Image,
-              outside: float) -> np.ndarray:
-    """float32 [z, y, x] of ``array`` (on ``volume``'s grid) linearly sampled on
-    ``reference``; ``outside`` where a voxel centre lies outside the native grid."""
+def _resample(array: np.ndarray, volume: Volume, origin: tuple[float, float, float],
+              size: tuple[int, int, int], outside: float) -> np.ndarray:
+    """float32 [z, y, x] of ``array`` (on ``volume``'s grid) linearly sampled on the
+    axis-aligned 1 mm grid of ``size`` voxels (x, y, z) whose voxel 0 is centred at
+    ``origin``; ``outside`` where a voxel centre lies outside the native grid."""
     identity = sitk.Transform(3, sitk.sitkIdentity)  # a linear transform: ITK's fast path
-    out = sitk.Resample(to_sitk(array, volume), reference, identity, sitk.sitkLinear, outside,
-                        sitk.sitkFloat32)
+    out = sitk.Resample(to_sitk(array, volume), [int(n) for n in size], identity,
+                        sitk.sitkLinear, [float(o) for o in origin], [1.0, 1.0, 1.0],
+                        [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], outside, sitk.sitkFloat32)
     return sitk.GetArrayFromImage(out)
 
 
@@ -150,17 +152,15 @@ def _resample_mask(mask: np.ndarray, volume: Volume, grid: CanonicalGrid) -> np.
     lows, highs = nonzero.min(axis=0)[::-1], nonzero.max(axis=0)[::-1]
     box = [(lo - 1, hi + 1) for lo, hi in zip(lows, highs)]
     lps = volume.index_to_lps(np.array(list(product(*box))))
-    origin = np.array([grid.x_edge + 0.5, grid.y_edge + 0.5, grid.z0])  # centre of voxel 0
+    origin = np.array(grid.origin())  # centre of voxel 0
     shape_xyz = np.array(out.shape[::-1])
     start = np.clip(np.floor(lps.min(axis=0) - origin) - 1, 0, shape_xyz).astype(int)
     stop = np.clip(np.ceil(lps.max(axis=0) - origin) + 2, 0, shape_xyz).astype(int)
     if np.any(stop <= start):
         return out
-    reference = sitk.Image(*(int(n) for n in stop - start), sitk.sitkFloat32)
-    reference.SetSpacing((1.0, 1.0, 1.0))
-    reference.SetOrigin(tuple(float(o + s) for o, s in zip(origin, start)))
+    box_origin = tuple(float(o + s) for o, s in zip(origin, start))
     out[start[2]:stop[2], start[1]:stop[1], start[0]:stop[0]] = _resample(
-        mask.astype(np.float32), volume, reference, 0.0)
+        mask.astype(np.float32), volume, box_origin, tuple(stop - start), 0.0)
     return out
 
 
