@@ -125,14 +125,22 @@ def classifier_input_size(cfg) -> tuple[int, int]:
 
 
 def score_slices(images: Sequence[np.ndarray], classifier, cfg,
-                 clinical: Optional[np.ndarray]) -> np.ndarray:
-    """MSOM probability of each grey uint8 slice, resized as the classifier's test pipeline."""
+                 clinical: Optional[np.ndarray], batch_size: int = 8) -> np.ndarray:
+    """MSOM probability of each grey uint8 slice, resized as the classifier's test pipeline.
+
+    Runs ``batch_size`` slices at a time, so memory does not grow with the number
+    of tumour slices (a full-size patient can have over a hundred).
+    """
     size = classifier_input_size(cfg)
-    batch = np.stack([mmcv.imresize(img, size) for img in images])  # (N, h, w), bilinear
     device = next(classifier.parameters()).device
-    tensor = torch.from_numpy(batch)[:, None].to(device)
     vector = None if clinical is None else torch.from_numpy(np.asarray(clinical, np.float32))
-    return classifier.score_slices(tensor, vector).cpu().numpy().astype(float)
+    scores = []
+    for start in range(0, len(images), batch_size):
+        batch = np.stack([mmcv.imresize(img, size)  # (N, h, w), bilinear
+                          for img in images[start:start + batch_size]])
+        tensor = torch.from_numpy(batch)[:, None].to(device)
+        scores.append(classifier.score_slices(tensor, vector).cpu().numpy().astype(float))
+    return np.concatenate(scores) if scores else np.zeros(0)
 
 
 def predict_patient(patient_dir: Path, detector: SliceDetector, classifier, cls_cfg,

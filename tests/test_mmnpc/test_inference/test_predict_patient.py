@@ -195,3 +195,14 @@ def test_no_detection_gives_a_message_not_a_number(patient, classifier, tmp_path
     assert PID in record['message'] and 'no MSOM risk' in record['message']
     assert not (tmp_path / 'out' / 'detections_rtstruct.dcm').exists()
     assert json.loads((tmp_path / 'out' / 'prediction.json').read_text())['msom_score'] is None
+
+
+def test_slices_are_scored_in_batches_with_the_same_scores(patient, classifier):
+    from mmnpc.inference.predict_patient import score_slices
+    _, slices, masks = patient
+    model, cfg = classifier
+    images = [slices[i].image for i in sorted(masks)][:7]
+    together = score_slices(images, model, cfg, None, batch_size=len(images))
+    in_threes = score_slices(images, model, cfg, None, batch_size=3)
+    assert together.shape == (len(images),)
+    np.testing.assert_allclose(in_threes, together, rtol=0, atol=1e-6)
