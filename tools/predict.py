@@ -84,6 +84,8 @@ def main() -> int:
                              score_thr=args.det_score_thr)
     options = PredictOptions(sequence=cls_cfg.sequence, det_score_thr=args.det_score_thr,
                              coarse_step=args.coarse_step)
+    print(f'[predict] detector config: {detector.config_source} '
+          f'({detector.test_cfg.rpn.max_per_img} RPN proposals per slice; --det-config to change)')
     print(f'[predict] {patient_id}: reading {options.sequence} series, detecting tumour slices')
     pred = predict_patient(args.patient_dir, detector, classifier, cls_cfg, clinical, cutoff,
                            options, load_options(args.mapping))
