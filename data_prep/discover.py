@@ -1,4 +1,4 @@
-"""Find the MR image series and RTSTRUCTs under one patient folder (headers only).
+"""Find the MR image series and RTSTRUCTs under one patient folder.
 
 Any folder layout is accepted: every file below the patient folder is looked at.
 A file is taken as DICOM when it has the 'DICM' marker at byte 128 or (files
@@ -8,6 +8,11 @@ skipped quietly. A DICOM file that cannot be parsed or lacks the identifying
 attributes, and a file that cannot be read at all (no permission, I/O error,
 a dangling symbolic link), raise ``DataPrepError``: skipping it would silently
 lose a slice.
+
+Each file is parsed once: the datasets of MR image series and RTSTRUCTs are
+kept in their ``SeriesInfo`` for the loaders. Values larger than
+``DEFER_SIZE`` (the pixel data of large images, of other modalities' files)
+are not read here; pydicom reads them from the file when they are first used.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ MR_IMAGE_SOP_CLASSES = frozenset({
 RTSTRUCT_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.481.3'
 _DICOMDIR_SOP_CLASS = '1.2.840.10008.1.3.10'
 _KEPT_MODALITIES = ('MR', 'RTSTRUCT')
+DEFER_SIZE = 256 * 1024  # bytes: larger values are read on first use (pydicom defer_size)
 
 
 def scan_patient(patient_dir: Path, patient_id: str) -> list[SeriesInfo]:
@@ -41,14 +47,16 @@ def scan_patient(patient_dir: Path, patient_id: str) -> list[SeriesInfo]:
         raise DataPrepError(f'patient {patient_id}: folder {patient_dir} does not exist')
     groups: dict[tuple[str, str], list[tuple[Path, Dataset]]] = defaultdict(list)
     for path in sorted(p for p in patient_dir.rglob('*') if _is_file_or_dangling_link(p)):
-        ds = read_header(path, patient_id, patient_dir)
+        ds = read_dataset(path, patient_id, patient_dir)
         if ds is not None and _is_kept(ds, path, patient_id, patient_dir):
             groups[(str(ds.Modality), str(ds.SeriesInstanceUID))].append((path, ds))
     return [_series_info(patient_id, items, patient_dir) for _, items in sorted(groups.items())]
 
 
-def read_header(path: Path, patient_id: str, patient_dir: Path | None = None) -> Dataset | None:
-    """The header of ``path`` (no pixel data), or None when it is not a DICOM file."""
+def read_dataset(path: Path, patient_id: str,
+                 patient_dir: Path | None = None) -> Dataset | None:
+    """The parsed file (values over ``DEFER_SIZE`` read on first use), or None when
+    it is not a DICOM file."""
     try:
         if not looks_like_dicom(path):
             return None
@@ -56,7 +64,7 @@ def read_header(path: Path, patient_id: str, patient_dir: Path | None = None) ->
         raise DataPrepError(f'patient {patient_id}: cannot read file '
                             f'{relative_name(path, patient_dir)} ({err.strerror or err})') from err
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        ds = pydicom.dcmread(path, force=True, defer_size=DEFER_SIZE)
         ds.get('Modality')  # values are parsed lazily: touch one to surface errors
     except Exception as err:  # pydicom raises many types on corrupt input
         raise DataPrepError(f'patient {patient_id}: corrupt DICOM file '
@@ -138,6 +146,7 @@ def _series_info(patient_id: str, items: list[tuple[Path, Dataset]],
         description=str(first.get('SeriesDescription', '') or '').strip(),
         files=tuple(path for path, _ in items),
         sop_instance_uids=tuple(str(ds.SOPInstanceUID) for _, ds in items),
+        datasets=tuple(ds for _, ds in items),
     )
 
 

@@ -81,8 +81,7 @@ def load_mr_series(series: SeriesInfo) -> MrSeries:
     """
     pid = series.patient_id
     warnings: list[str] = []
-    datasets, paths = _without_identical_copies(
-        [_read_dataset(path, pid) for path in series.files], series.files, pid, warnings)
+    datasets, paths = _without_identical_copies(_datasets(series), series.files, pid, warnings)
     _check_consistent(datasets, paths, pid)
     axes = slice_axes(_floats(datasets[0], 'ImageOrientationPatient', paths[0], pid),
                       paths[0], pid)
@@ -128,6 +127,13 @@ def slice_axes(orientation: np.ndarray, path: Path, patient_id: str) -> np.ndarr
     col -= (col @ row) * row
     col /= np.linalg.norm(col)
     return np.column_stack([row, col, np.cross(row, col)])
+
+
+def _datasets(series: SeriesInfo) -> list[Dataset]:
+    """The series' datasets: the ones discovery parsed of these very files, else read."""
+    parsed = {getattr(ds, 'filename', None): ds for ds in series.datasets}
+    return [parsed.get(str(path)) or _read_dataset(path, series.patient_id)
+            for path in series.files]
 
 
 def _read_dataset(path: Path, patient_id: str) -> Dataset:

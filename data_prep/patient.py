@@ -17,39 +17,45 @@ from data_prep.options import PrepOptions
 from data_prep.rasterize import class_masks
 from data_prep.resample import canonical_grid, resample_to_slices
 from data_prep.rtstruct import read_structure_set
-from data_prep.sequences import assign_sequences, match_rtstructs
-from data_prep.types import DataPrepError, PreparedSequence
+from data_prep.sequences import assign_sequences, match_rtstructs, rtstruct_datasets
+from data_prep.types import DataPrepError, PreparedSequence, SeriesInfo
 
 
 def prepare_patient(patient_dir: Path, patient_id: str, options: PrepOptions, *,
-                    require_contours: bool = True) -> dict[str, PreparedSequence]:
+                    require_contours: bool = True,
+                    series: list[SeriesInfo] | None = None) -> dict[str, PreparedSequence]:
     """sequence -> PreparedSequence for every sequence in ``options.sequences``.
 
     require_contours=False (new patients at prediction time): RTSTRUCTs are not
-    looked for and every slice has empty ``masks``.
+    looked for and every slice has empty ``masks``. series: the folder's
+    ``scan_patient`` result when the caller has it (not scanned again).
     Raises DataPrepError (naming patient and file) on any inconsistent input.
     """
-    series = scan_patient(Path(patient_dir), patient_id)
+    if series is None:
+        series = scan_patient(Path(patient_dir), patient_id)
     if not any(s.modality == 'MR' for s in series):
         found = sorted({s.modality for s in series})
         raise DataPrepError(f'patient {patient_id}: no MR image series in {patient_dir} '
                             f'(DICOM series found: {found or "none"})')
     assigned = assign_sequences(series, options, patient_id=patient_id)
-    rtstructs = {}
+    rtstructs, parsed = {}, {}
     if require_contours:
-        rtstructs = match_rtstructs(assigned, [s for s in series if s.modality == 'RTSTRUCT'])
+        rt_series = [s for s in series if s.modality == 'RTSTRUCT']
+        rtstructs, parsed = match_rtstructs(assigned, rt_series), rtstruct_datasets(rt_series)
+    del series  # the unassigned series' datasets can go
     return {sequence: _prepare_sequence(patient_id, sequence, load_mr_series(assigned[sequence]),
                                         assigned[sequence].description, rtstructs.get(sequence),
-                                        options)
+                                        parsed.get(rtstructs.get(sequence)), options)
             for sequence in options.sequences}
 
 
 def _prepare_sequence(patient_id: str, sequence: str, mr: MrSeries, description: str,
-                      rtstruct: Path | None, options: PrepOptions) -> PreparedSequence:
+                      rtstruct: Path | None, rtstruct_dataset, options: PrepOptions
+                      ) -> PreparedSequence:
     warnings = [f'{sequence}: {w}' for w in mr.warnings]
     masks, roi_names = {}, {}
     if rtstruct is not None:
-        structure = read_structure_set(rtstruct, patient_id, options)
+        structure = read_structure_set(rtstruct, patient_id, options, rtstruct_dataset)
         name = display_name(rtstruct, patient_id)
         warnings += [f'{sequence} RTSTRUCT {name}: {w}' for w in structure.warnings]
         context = f'patient {patient_id}, RTSTRUCT {name}'

@@ -46,9 +46,13 @@ class StructureSet:
         return {cls: sorted(rois) for cls, rois in self.rois.items()}
 
 
-def read_references(path: Path, patient_id: str) -> RtstructReferences:
-    """Referenced series, image SOP instances and frames of reference of an RTSTRUCT."""
-    ds = _read(path, patient_id)
+def read_references(path: Path, patient_id: str,
+                    dataset: Dataset | None = None) -> RtstructReferences:
+    """Referenced series, image SOP instances and frames of reference of an RTSTRUCT.
+
+    dataset: the file already parsed (discovery's); None reads ``path``.
+    """
+    ds = _read(path, patient_id, dataset)
     series, sops, frames = set(), set(), set()
     for frame in ds.get('ReferencedFrameOfReferenceSequence', []):
         if frame.get('FrameOfReferenceUID'):
@@ -67,13 +71,15 @@ def read_references(path: Path, patient_id: str) -> RtstructReferences:
     return RtstructReferences(series, sops, frames)
 
 
-def read_structure_set(path: Path, patient_id: str, options: PrepOptions) -> StructureSet:
+def read_structure_set(path: Path, patient_id: str, options: PrepOptions,
+                       dataset: Dataset | None = None) -> StructureSet:
     """The GTV/GTVln contours of the RTSTRUCT at ``path``.
 
     ROI names are mapped to classes with ``options.class_of``; other ROIs are
-    ignored. Raise when no ROI maps to a class at all.
+    ignored. Raise when no ROI maps to a class at all. dataset: the file already
+    parsed (discovery's); None reads ``path``.
     """
-    ds = _read(path, patient_id)
+    ds = _read(path, patient_id, dataset)
     names = {int(r.ROINumber): str(r.get('ROIName', '')) for r in
              ds.get('StructureSetROISequence', [])}
     classes = {number: options.class_of(name) for number, name in names.items()}
@@ -142,12 +148,15 @@ def _unique(name: str, taken: dict) -> str:
     return candidate
 
 
-def _read(path: Path, patient_id: str) -> Dataset:
-    try:
-        ds = pydicom.dcmread(path, force=True)
-    except Exception as err:
-        raise DataPrepError(f'patient {patient_id}: cannot read RTSTRUCT '
-                            f'{display_name(path, patient_id)} ({err})') from err
+def _read(path: Path, patient_id: str, dataset: Dataset | None = None) -> Dataset:
+    if dataset is not None:
+        ds = dataset
+    else:
+        try:
+            ds = pydicom.dcmread(path, force=True)
+        except Exception as err:
+            raise DataPrepError(f'patient {patient_id}: cannot read RTSTRUCT '
+                                f'{display_name(path, patient_id)} ({err})') from err
     if ds.get('Modality') != 'RTSTRUCT':
         raise DataPrepError(f'patient {patient_id}: {display_name(path, patient_id)} is not an '
                             'RTSTRUCT')

@@ -52,8 +52,8 @@ def match_rtstructs(mr: dict[str, SeriesInfo], rtstructs: list[SeriesInfo]) -> d
     found: dict[str, list[Path]] = {sequence: [] for sequence in mr}
     unmatched: list[str] = []
     for rt_series in rtstructs:
-        for path in rt_series.files:
-            sequence = _matching_sequence(mr, read_references(path, pid), path, pid)
+        for path, dataset in zip(rt_series.files, _datasets_or_none(rt_series)):
+            sequence = _matching_sequence(mr, read_references(path, pid, dataset), path, pid)
             if sequence is None:
                 unmatched.append(display_name(path, pid))
             else:
@@ -69,6 +69,18 @@ def match_rtstructs(mr: dict[str, SeriesInfo], rtstructs: list[SeriesInfo]) -> d
             raise DataPrepError(f'patient {pid}: no RTSTRUCT refers to the {sequence} series '
                                 f'{describe_series(mr[sequence])}{others}')
     return {sequence: paths[0] for sequence, paths in found.items()}
+
+
+def rtstruct_datasets(rtstructs: list[SeriesInfo]) -> dict[Path, object]:
+    """RTSTRUCT file -> the dataset discovery parsed (None where there is none)."""
+    return {path: dataset for series in rtstructs
+            for path, dataset in zip(series.files, _datasets_or_none(series))}
+
+
+def _datasets_or_none(series: SeriesInfo) -> tuple:
+    """Per file of the series: the dataset discovery parsed from it, or None."""
+    parsed = {getattr(ds, 'filename', None): ds for ds in series.datasets}
+    return tuple(parsed.get(str(path)) for path in series.files)
 
 
 def describe_series(series: SeriesInfo) -> str:

@@ -32,7 +32,13 @@ class DataPrepError(ValueError):
 
 @dataclass(frozen=True)
 class SeriesInfo:
-    """One DICOM series found under a patient folder (headers only, no pixels)."""
+    """One DICOM series found under a patient folder.
+
+    ``datasets``: the files as discovery parsed them (same order as ``files``;
+    large values such as big pixel data are read from the file on first use),
+    so that loading does not parse each file a second time; empty when the
+    series was built without them (then loaders read the files).
+    """
 
     patient_id: str  # the cohort folder name, never the DICOM PatientID
     modality: str  # 'MR', 'RTSTRUCT', ...
@@ -41,6 +47,7 @@ class SeriesInfo:
     description: str  # SeriesDescription ('' when absent)
     files: tuple[Path, ...]  # every file of the series, unsorted
     sop_instance_uids: tuple[str, ...]  # same order as ``files``
+    datasets: tuple = field(default=(), compare=False, repr=False)  # pydicom Datasets or ()
 
 
 @dataclass

@@ -64,9 +64,10 @@ def load_series(patient_dir: Path, patient_id: str, options: PrepOptions,
                 sequence: str) -> tuple[PreparedSequence, tuple[Path, ...]]:
     """The prepared slices of ``sequence`` and the files of the series they come from."""
     options = dataclasses.replace(options, sequences=(sequence,))
-    assigned = assign_sequences(scan_patient(patient_dir, patient_id), options,
-                                patient_id=patient_id)
-    prepared = prepare_patient(patient_dir, patient_id, options, require_contours=False)
+    series = scan_patient(patient_dir, patient_id)
+    assigned = assign_sequences(series, options, patient_id=patient_id)
+    prepared = prepare_patient(patient_dir, patient_id, options, require_contours=False,
+                               series=series)
     return prepared[sequence], tuple(assigned[sequence].files)
 
 

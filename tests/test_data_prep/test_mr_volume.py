@@ -18,8 +18,14 @@ def _write(tmp_path, volume, folder='mr', seed=0, **kwargs):
     kwargs.setdefault('origin', (-20.0, -30.0, 10.0))
     written = write_mr_series(tmp_path / PID / folder, volume, description='T1_TSE_TRA',
                               patient=PatientHeader(), rng=np.random.default_rng(seed), **kwargs)
+    return written, _scan(tmp_path, written)
+
+
+def _scan(tmp_path, written):
+    """The written series as discovery finds it (files edited after a scan need a new one:
+    discovery's parsed datasets are what loading uses)."""
     series = [s for s in scan_patient(tmp_path / PID, PID) if s.series_uid == written.series_uid]
-    return written, series[0]
+    return series[0]
 
 
 def _ramp(shape, seed=0):
@@ -103,6 +109,7 @@ def _edit(path, **values):
 def test_duplicated_position_raises_naming_both_files(tmp_path):
     written, series = _write(tmp_path, _ramp((5, 4, 4)))
     _edit(written.files[3], ImagePositionPatient=list(written.slice_positions[2]))
+    series = _scan(tmp_path, written)
     with pytest.raises(DataPrepError, match='same slice position') as err:
         load_mr_volume(series)
     assert PID in str(err.value)
@@ -131,6 +138,7 @@ def test_one_missing_slice_is_interpolated_with_a_warning(tmp_path):
 def test_irregular_gap_raises_naming_the_files_around_it(tmp_path):
     written, series = _write(tmp_path, _ramp((6, 4, 4)))
     _edit(written.files[3], ImagePositionPatient=list(written.slice_positions[3] + [0, 0, 1.5]))
+    series = _scan(tmp_path, written)
     with pytest.raises(DataPrepError, match='irregular slice gap of 4.500 mm') as err:
         load_mr_volume(series)
     assert written.files[2].name in str(err.value) and written.files[3].name in str(err.value)
@@ -162,6 +170,7 @@ def test_identical_copy_of_a_file_is_ignored_but_a_different_one_raises(tmp_path
 def test_slices_of_other_orientation_or_size_raise_naming_the_file(tmp_path):
     written, series = _write(tmp_path, _ramp((4, 4, 4)))
     _edit(written.files[1], ImageOrientationPatient=[1, 0, 0, 0, 0, -1])
+    series = _scan(tmp_path, written)
     with pytest.raises(DataPrepError, match=f'{PID}.*{written.files[1].name}.*Orientation'):
         load_mr_volume(series)
     other, _ = _write(tmp_path, _ramp((2, 5, 4)), folder='other', seed=1)
@@ -173,13 +182,22 @@ def test_slices_of_other_orientation_or_size_raise_naming_the_file(tmp_path):
 def test_sheared_stack_raises(tmp_path):
     written, series = _write(tmp_path, _ramp((4, 4, 4)))
     _edit(written.files[2], ImagePositionPatient=list(written.slice_positions[2] + [1.5, 0, 0]))
+    series = _scan(tmp_path, written)
     with pytest.raises(DataPrepError, match='sheared'):
         load_mr_volume(series)
 
 
 def test_truncated_pixel_data_raises_naming_the_file(tmp_path):
-    written, series = _write(tmp_path, _ramp((3, 8, 8)))
+    written, _ = _write(tmp_path, _ramp((3, 8, 8)))
     data = written.files[1].read_bytes()
     written.files[1].write_bytes(data[:-40])
     with pytest.raises(DataPrepError, match=f'patient {PID}.*{written.files[1].name}'):
-        load_mr_volume(series)
+        load_mr_volume(_scan(tmp_path, written))
+
+
+def test_large_pixel_data_is_read_when_loaded(tmp_path):
+    # 400 x 400 x 2 bytes = 320 KB per slice: over discovery's DEFER_SIZE, so discovery
+    # leaves the pixels in the file and loading reads them from there
+    volume = _ramp((2, 400, 400))
+    _, series = _write(tmp_path, volume)
+    np.testing.assert_array_equal(load_mr_volume(series).array, volume)

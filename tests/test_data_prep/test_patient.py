@@ -148,3 +148,23 @@ def test_tilted_contour_is_rejected_naming_patient_and_rtstruct(tmp_path):
     with pytest.raises(DataPrepError, match=f"patient {PID}, RTSTRUCT RS.dcm, ROI 'GTV'.*"
                                             'off the nearest image slice'):
         prepare_patient(root, PID, PrepOptions(sequences=('t2',)))
+
+
+def test_every_file_is_parsed_once(tmp_path, monkeypatch):
+    """Discovery's datasets are what the MR and RTSTRUCT readers use: one parse per file
+    (a second pass doubled the reading time, more on network storage)."""
+    import pydicom
+
+    root = tmp_path / PID
+    _write_patient(root)
+    parsed = []
+    real_dcmread = pydicom.dcmread
+
+    def counting_dcmread(path, *args, **kwargs):
+        parsed.append(str(path))
+        return real_dcmread(path, *args, **kwargs)
+
+    monkeypatch.setattr(pydicom, 'dcmread', counting_dcmread)
+    prepare_patient(root, PID, PrepOptions())
+    files = [str(p) for p in root.rglob('*') if p.is_file()]
+    assert sorted(parsed) == sorted(files)
