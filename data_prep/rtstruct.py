@@ -109,7 +109,7 @@ def _roi_contours(roi_contour: Dataset, roi_name: str, path: Path, patient_id: s
     contours, skipped = [], {}
     for contour in roi_contour.get('ContourSequence', []):
         kind = str(contour.get('ContourGeometricType', '')).upper()
-        data = np.asarray([float(v) for v in contour.get('ContourData', [])], dtype=float)
+        data = _contour_data(contour, roi_name, path, patient_id)
         if data.size % 3:
             raise DataPrepError(f'patient {patient_id}: RTSTRUCT {display_name(path, patient_id)}, '
                                 f'ROI {roi_name!r}: ContourData length {data.size} is not a '
@@ -125,6 +125,28 @@ def _roi_contours(roi_contour: Dataset, roi_name: str, path: Path, patient_id: s
     for reason, count in sorted(skipped.items()):
         warnings.append(f'ROI {roi_name!r}: skipped {count} contour(s) with {reason}')
     return contours
+
+
+def _contour_data(contour: Dataset, roi_name: str, path: Path, patient_id: str) -> np.ndarray:
+    """ContourData as float64, the same numbers as float() of each DS value.
+
+    Parsed straight from the element's text when pydicom has not converted it
+    yet: pydicom builds one validated DSfloat object per number (~6 us each; an
+    RTSTRUCT holds tens of thousands), which was most of the time spent reading
+    contours.
+    """
+    element = contour.get_item('ContourData')  # raw bytes until first accessed
+    if element is None or element.value is None:
+        return np.zeros(0)
+    try:
+        if isinstance(element.value, bytes):
+            text = element.value.decode('ascii').strip(' \0')
+            return np.array(text.split('\\'), dtype=float) if text else np.zeros(0)
+        return np.asarray([float(v) for v in element.value], dtype=float)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise DataPrepError(f'patient {patient_id}: RTSTRUCT {display_name(path, patient_id)}, '
+                            f'ROI {roi_name!r}: ContourData is not a list of numbers ({err})'
+                            ) from err
 
 
 def polygon_area_mm2(points: np.ndarray) -> float:

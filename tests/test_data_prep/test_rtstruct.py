@@ -116,3 +116,38 @@ def test_reading_an_mr_file_as_rtstruct_raises(tmp_path):
     series = _series(tmp_path)
     with pytest.raises(DataPrepError, match='is not an RTSTRUCT'):
         read_structure_set(series.files[0], PID, PrepOptions())
+
+
+def test_contour_numbers_equal_pydicoms_parsed_or_not(tmp_path):
+    series = _series(tmp_path)
+    path = tmp_path / PID / 'RS.dcm'
+    write_rtstruct(path, series, _rois(), patient=PatientHeader(), rng=np.random.default_rng(1))
+    from_text = read_structure_set(path, PID, PrepOptions())  # raw DS text parsed here
+    ds = pydicom.dcmread(path)
+    expected = {}
+    for roi in ds.StructureSetROISequence:
+        for item in ds.ROIContourSequence:
+            if item.ReferencedROINumber == roi.ROINumber:  # values converted by pydicom now
+                expected[roi.ROIName] = [np.array([float(v) for v in c.ContourData]).reshape(-1, 3)
+                                         for c in item.get('ContourSequence', [])]
+    converted = read_structure_set(path, PID, PrepOptions(), dataset=ds)  # already converted
+    for structure in (from_text, converted):
+        for cls, rois in structure.rois.items():
+            for name, contours in rois.items():
+                assert len(contours) == len(expected[name])
+                for got, want in zip(contours, expected[name]):
+                    np.testing.assert_array_equal(got, want)
+
+
+def test_contour_data_that_is_not_numbers_raises_naming_the_roi(tmp_path):
+    series = _series(tmp_path)
+    path = tmp_path / PID / 'RS.dcm'
+    write_rtstruct(path, series, _rois(), patient=PatientHeader(), rng=np.random.default_rng(1))
+    ds = pydicom.dcmread(path)
+    contour = ds.ROIContourSequence[0].ContourSequence[0]
+    contour.ContourData = [*contour.ContourData[:-1], 777.777]
+    ds.save_as(path)
+    path.write_bytes(path.read_bytes().replace(b'777.777', b'777.7x7'))  # not a number
+    with pytest.raises(DataPrepError, match=rf"patient {PID}: RTSTRUCT .*RS.dcm, ROI 'GTVnx': "
+                                            'ContourData is not a list of numbers'):
+        read_structure_set(path, PID, PrepOptions())
