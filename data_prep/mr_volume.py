@@ -131,9 +131,8 @@ def slice_axes(orientation: np.ndarray, path: Path, patient_id: str) -> np.ndarr
 
 def _datasets(series: SeriesInfo) -> list[Dataset]:
     """The series' datasets: the ones discovery parsed of these very files, else read."""
-    parsed = {getattr(ds, 'filename', None): ds for ds in series.datasets}
-    return [parsed.get(str(path)) or _read_dataset(path, series.patient_id)
-            for path in series.files]
+    return [ds if ds is not None else _read_dataset(path, series.patient_id)
+            for path, ds in zip(series.files, series.parsed_datasets())]
 
 
 def _read_dataset(path: Path, patient_id: str) -> Dataset:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from pydicom.dataset import Dataset
 
 from data_prep.discover import display_name, scan_patient
 from data_prep.mr_volume import MrSeries, load_mr_series
@@ -42,7 +43,6 @@ def prepare_patient(patient_dir: Path, patient_id: str, options: PrepOptions, *,
     if require_contours:
         rt_series = [s for s in series if s.modality == 'RTSTRUCT']
         rtstructs, parsed = match_rtstructs(assigned, rt_series), rtstruct_datasets(rt_series)
-    del series  # the unassigned series' datasets can go
     return {sequence: _prepare_sequence(patient_id, sequence, load_mr_series(assigned[sequence]),
                                         assigned[sequence].description, rtstructs.get(sequence),
                                         parsed.get(rtstructs.get(sequence)), options)
@@ -50,8 +50,8 @@ def prepare_patient(patient_dir: Path, patient_id: str, options: PrepOptions, *,
 
 
 def _prepare_sequence(patient_id: str, sequence: str, mr: MrSeries, description: str,
-                      rtstruct: Path | None, rtstruct_dataset, options: PrepOptions
-                      ) -> PreparedSequence:
+                      rtstruct: Path | None, rtstruct_dataset: Dataset | None,
+                      options: PrepOptions) -> PreparedSequence:
     warnings = [f'{sequence}: {w}' for w in mr.warnings]
     masks, roi_names = {}, {}
     if rtstruct is not None:

@@ -52,7 +52,7 @@ def match_rtstructs(mr: dict[str, SeriesInfo], rtstructs: list[SeriesInfo]) -> d
     found: dict[str, list[Path]] = {sequence: [] for sequence in mr}
     unmatched: list[str] = []
     for rt_series in rtstructs:
-        for path, dataset in zip(rt_series.files, _datasets_or_none(rt_series)):
+        for path, dataset in zip(rt_series.files, rt_series.parsed_datasets()):
             sequence = _matching_sequence(mr, read_references(path, pid, dataset), path, pid)
             if sequence is None:
                 unmatched.append(display_name(path, pid))
@@ -74,13 +74,7 @@ def match_rtstructs(mr: dict[str, SeriesInfo], rtstructs: list[SeriesInfo]) -> d
 def rtstruct_datasets(rtstructs: list[SeriesInfo]) -> dict[Path, object]:
     """RTSTRUCT file -> the dataset discovery parsed (None where there is none)."""
     return {path: dataset for series in rtstructs
-            for path, dataset in zip(series.files, _datasets_or_none(series))}
-
-
-def _datasets_or_none(series: SeriesInfo) -> tuple:
-    """Per file of the series: the dataset discovery parsed from it, or None."""
-    parsed = {getattr(ds, 'filename', None): ds for ds in series.datasets}
-    return tuple(parsed.get(str(path)) for path in series.files)
+            for path, dataset in zip(series.files, series.parsed_datasets())}
 
 
 def describe_series(series: SeriesInfo) -> str:

@@ -49,6 +49,11 @@ class SeriesInfo:
     sop_instance_uids: tuple[str, ...]  # same order as ``files``
     datasets: tuple = field(default=(), compare=False, repr=False)  # pydicom Datasets or ()
 
+    def parsed_datasets(self) -> tuple:
+        """Per file of ``files``: the dataset discovery parsed from that file, or None."""
+        by_name = {getattr(ds, 'filename', None): ds for ds in self.datasets}
+        return tuple(by_name.get(str(path)) for path in self.files)
+
 
 @dataclass
 class Volume:
