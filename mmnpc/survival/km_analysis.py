@@ -119,7 +119,7 @@ def read_survival_table(path: Path) -> pd.DataFrame:
     out = table[needed + (['split'] if 'split' in table.columns else [])].copy()
     for time_col, event_col in ENDPOINTS.values():
         for column in (time_col, event_col):
-            values = pd.to_numeric(out[column].replace('', np.nan), errors='coerce')
+            values = pd.to_numeric(out[column], errors='coerce')  # '' -> NaN too
             bad = out.loc[values.isna() & (out[column] != ''), 'patient_id'].tolist()
             if bad:
                 raise DataPrepError(f'{path}: column {column!r} is not a number for patients {bad}')
