@@ -40,6 +40,8 @@ from data_prep.types import CATEGORY_IDS, CLASSES, DataPrepError, PreparedSlice
 JPEG_QUALITY: int = 95  # cv2.IMWRITE_JPEG_QUALITY of every written slice
 FLOAT_DIGITS: int = 6  # decimals kept for every float written to JSON
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+_LONG_LIST = 32  # lists at least this long are checked at once for integral floats
+_EXACT_LIMIT = 2.0 ** 52  # below this, an integral float is exactly what round() returns
 
 
 def image_file_name(patient_id: str, sequence: str, index: int) -> str:
@@ -201,6 +203,8 @@ def to_json_value(value: object) -> object:
     if kind is str or kind is int or value is None:
         return value
     if kind is list or kind is tuple:  # polygons: long lists of floats
+        if len(value) >= _LONG_LIST and _integral_floats(value):
+            return list(value)  # round() would return each item unchanged
         return [round(item, FLOAT_DIGITS) if type(item) is float else to_json_value(item)
                 for item in value]
     if kind is dict:
@@ -228,6 +232,18 @@ def to_json_value(value: object) -> object:
     if isinstance(value, (list, tuple)):
         return [to_json_value(item) for item in value]
     raise TypeError(f'cannot write {type(value).__name__} to JSON: {value!r}')
+
+
+def _integral_floats(values: Sequence) -> bool:
+    """True when every item is a finite, integral built-in float (polygon corners).
+
+    Rounding such a value to ``FLOAT_DIGITS`` returns it unchanged, so a COCO
+    polygon of thousands of corners is copied instead of rounded item by item.
+    """
+    if not all(type(item) is float for item in values):
+        return False
+    array = np.array(values)
+    return bool(np.all(np.abs(array) < _EXACT_LIMIT) and np.all(np.rint(array) == array))
 
 
 def dumps_json(value: object, indent: int | None = None) -> str:

@@ -160,6 +160,23 @@ def test_json_is_deterministic_and_rounded():
         coco_writer.dumps_json({'x': object()})
 
 
+@pytest.mark.parametrize('values', [
+    [float(v) for v in range(-40, 40)],                       # polygon corners: copied
+    [float(v) for v in range(40)] + [0.1 + 0.2],              # one non-integral float
+    [float(v) for v in range(40)] + [3],                      # an int stays an int
+    [float(v) for v in range(40)] + [np.float64(2.0000004)],  # numpy float: rounded
+    [float(v) for v in range(40)] + [2.0 ** 60],              # large: left to round()
+    [float(v) for v in range(40)] + [-0.0, 1e-9],
+])
+def test_long_lists_are_written_as_if_rounded_item_by_item(values):
+    expected = [round(float(v), coco_writer.FLOAT_DIGITS) if isinstance(v, float) else v
+                for v in values]
+    text = coco_writer.dumps_json({'segmentation': [values]})
+    assert text == json.dumps({'segmentation': [expected]}, separators=(',', ':')) + '\n'
+    with pytest.raises(ValueError):  # NaN still refused in a long list
+        coco_writer.dumps_json([float(v) for v in range(40)] + [math.nan])
+
+
 def test_write_jpeg_uses_the_quality_constant(tmp_path):
     image = np.random.default_rng(1).integers(0, 256, (32, 48), dtype=np.uint8)
     path = tmp_path / 'slice.jpg'
