@@ -245,10 +245,10 @@ def write_mr_series(
         ds.SeriesNumber = series_number
         ds.AcquisitionNumber = 1
         ds.InstanceNumber = numbers[k]
-        ds.ImagePositionPatient = _ds_list(positions[k], 6)
-        ds.ImageOrientationPatient = _ds_list(direction[:, :2].T.ravel(), 10)
+        ds.ImagePositionPatient = ds_strings(positions[k], 6)
+        ds.ImageOrientationPatient = ds_strings(direction[:, :2].T.ravel(), 10)
         ds.SliceLocation = _ds(float(positions[k] @ normal), 6)
-        ds.PixelSpacing = _ds_list([spacing_arr[1], spacing_arr[0]], 6)  # [row, column] spacing
+        ds.PixelSpacing = ds_strings([spacing_arr[1], spacing_arr[0]], 6)  # [row, column] spacing
         ds.SliceThickness = _ds(spacing_arr[2], 6)
         ds.SpacingBetweenSlices = _ds(spacing_arr[2], 6)
         ds.Rows, ds.Columns = n_rows, n_cols
@@ -414,7 +414,9 @@ def _ds(value: float, decimals: int) -> str:
     raise ValueError(f'{value} does not fit a DICOM DS value')
 
 
-def _ds_list(values: Sequence[float] | np.ndarray, decimals: int) -> list[str]:
+def ds_strings(values: Sequence[float] | np.ndarray, decimals: int) -> list[str]:
+    """DICOM DS strings of ``values`` (flattened), each rounded to ``decimals`` places
+    (fewer where 16 characters would not hold them)."""
     return [_ds(v, decimals) for v in np.asarray(values, dtype=float).ravel()]
 
 
@@ -497,7 +499,7 @@ def _roi_contour(number: int, name: str, contours: Sequence[np.ndarray], series:
         contour.ContourGeometricType = 'CLOSED_PLANAR'
         contour.NumberOfContourPoints = len(points)
         contour.ContourNumber = index
-        contour.ContourData = _ds_list(points, 6)
+        contour.ContourData = ds_strings(points, 6)
         contour_items.append(contour)
     if contour_items:
         item.ContourSequence = DicomSequence(contour_items)

@@ -58,8 +58,8 @@ from pydicom.uid import RTStructureSetStorage
 from scipy import ndimage
 
 from data_prep.coco_writer import edge_polygon
-from data_prep.dicom_writer import (STUDY_COMPONENT_SOP_CLASS_UID, new_rng, save_part10,
-                                    uid_from_rng)
+from data_prep.dicom_writer import (STUDY_COMPONENT_SOP_CLASS_UID, ds_strings, new_rng,
+                                    save_part10, uid_from_rng)
 from data_prep.mr_volume import ORIENTATION_TOL, slice_axes
 from data_prep.rasterize import polygon_mask
 from data_prep.types import CLASSES, DataPrepError
@@ -358,19 +358,12 @@ def _roi_contour(number: int, cls: str, contours: Sequence[np.ndarray],
         contour.ContourGeometricType = 'CLOSED_PLANAR'
         contour.NumberOfContourPoints = len(points)
         contour.ContourNumber = index
-        contour.ContourData = [_ds(v) for v in points.ravel()]
+        contour.ContourData = ds_strings(points, 6)  # 1e-6 mm
         contour_items.append(contour)
     if contour_items:
         item.ContourSequence = DicomSequence(contour_items)
     return item
 
-
-def _ds(value: float) -> str:
-    """A DICOM DS string (<= 16 characters) of ``value`` rounded to 1e-6 mm."""
-    text = np.format_float_positional(round(float(value), 6), trim='-')
-    if len(text) > 16:
-        raise ValueError(f'{value} mm does not fit a DICOM DS value')
-    return text
 
 
 def _save(ds: Dataset, path: Path) -> None:
