@@ -17,6 +17,7 @@ import json
 import time
 from pathlib import Path
 
+from bench_throughput import random_weights_detector
 from common import REPO, run_in_child, shown_path
 
 DEMO = REPO / 'work_dirs' / 'demo'
@@ -104,7 +105,6 @@ def measure_full_size(patient_dir: str, work_dir: str, n_slices: int = 8) -> dic
     from data_prep.options import PrepOptions
     from mmdet.registry import MODELS
     from mmnpc.inference.predict_patient import load_series, score_slices
-    from mmnpc.inference.slice_detector import SliceDetector
 
     patient = Path(patient_dir)
     prepared, _ = load_series(patient, patient.name, PrepOptions(), 'cet1')
@@ -112,14 +112,8 @@ def measure_full_size(patient_dir: str, work_dir: str, n_slices: int = 8) -> dic
     images = [s.image for s in prepared.slices[middle - n_slices // 2:][:n_slices]]
     det_cfg, cls_cfg = (Config.fromfile(str(REPO / c)) for c in FULL_CONFIGS)
     init_default_scope('mmdet')
-    detector_model = MODELS.build(det_cfg.model)
-    checkpoint = Path(work_dir) / 'det_cet1_random_init.pth'
-    torch.save({'state_dict': detector_model.state_dict(),
-                'meta': {'dataset_meta': {'classes': ('GTV', 'GTVln')}}}, checkpoint)
-    try:
-        detector = SliceDetector(checkpoint, REPO / FULL_CONFIGS[0], score_thr=0.5)
-    finally:
-        checkpoint.unlink()
+    detector = random_weights_detector(MODELS.build(det_cfg.model), FULL_CONFIGS[0],
+                                       Path(work_dir))
     cls_cfg.model.det_checkpoint = None
     classifier = MODELS.build(cls_cfg.model).eval()
     seconds = {}

@@ -104,14 +104,15 @@ def machine() -> dict:
     load = [round(v, 2) for v in os.getloadavg()] if hasattr(os, 'getloadavg') else None
     return {
         'cpu_cores_usable': cores,
-        'cpu_model': _cpu_model(),
+        'cpu_model': cpu_model(),
         'load_average_1_5_15_min': load,
         'python': platform.python_version(),
         'platform': platform.platform(terse=True),
     }
 
 
-def _cpu_model() -> str | None:
+def cpu_model() -> str | None:
+    """The CPU's model name (/proc/cpuinfo), else what ``platform`` knows, else None."""
     try:
         for line in Path('/proc/cpuinfo').read_text().splitlines():
             if line.startswith('model name'):

@@ -10,6 +10,8 @@ Stages (one module each, every measurement in its own process, see common.py):
                  classifier and the share spent loading data, memory.
 * ``predict``    bench_predict.py: seconds per patient of tools/predict.py and where
                  they go (needs the trained checkpoints of ``make demo``), memory.
+* ``throughput`` bench_throughput.py: images/s of full-size detector training and
+                 inference on ``--device`` (cpu, or cuda on a GPU machine), device named.
 
 Prints a summary and writes ``benchmarks/results.json`` (``--out``); with
 ``--only`` the other stages' earlier results in that file are kept. The default
@@ -29,9 +31,10 @@ import bench_classifier
 import bench_convert
 import bench_detector_speed
 import bench_predict
+import bench_throughput
 from common import REPO, machine, rounded
 
-STAGES = ('convert', 'detector', 'classifier', 'predict')
+STAGES = ('convert', 'detector', 'classifier', 'predict', 'throughput')
 
 
 def parse_args() -> argparse.Namespace:
@@ -74,45 +77,70 @@ def parse_args() -> argparse.Namespace:
                                'processes; 0 = torch default)')
     detector.add_argument('--no-det-memory', action='store_true',
                           help='skip the separate peak-memory runs of the detector')
+    throughput = parser.add_argument_group('full-size throughput (configs/det_cet1.py)')
+    throughput.add_argument('--device', default='cpu',
+                            help="torch device: cpu (default), cuda, cuda:1, ...; on cuda the "
+                                 "result is also the results file's 'gpu' entry")
+    throughput.add_argument('--tp-batch', type=int, default=2,
+                            help='training images per iteration (default 2)')
+    throughput.add_argument('--tp-infer-batch', type=int, default=8,
+                            help='slices per inference batch (default 8, as tools/predict.py)')
+    throughput.add_argument('--tp-iters', type=int, default=3,
+                            help='timed training iterations and inference batches after '
+                                 '--det-warmup untimed ones (default 3)')
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    if args.patients < 2 or args.workers < 1 or args.repeats < 1 or args.det_iters < 1:
-        sys.exit('need --patients >= 2, --workers >= 1, --repeats >= 1, --det-iters >= 1')
+    if min(args.workers, args.repeats, args.det_iters, args.tp_iters) < 1 or args.patients < 2:
+        sys.exit('need --patients >= 2 and --workers, --repeats, --det-iters, --tp-iters >= 1')
     work_dir = args.work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     log_file = work_dir / 'bench.log'
     results = _previous(args.out) if set(args.only) != set(STAGES) else {}
     results['machine'] = machine()
     results['command'] = ' '.join(['python benchmarks/run.py', *sys.argv[1:]])
-    stamp = datetime.datetime.now().isoformat(timespec='seconds')
+    # every section says when and where it was measured: with --only, sections of
+    # earlier runs (maybe on another machine) stay beside it
+    stamp = {'measured_at': datetime.datetime.now().isoformat(timespec='seconds'),
+             'machine': results['machine']['cpu_model']}
     print(f'benchmark logs: {log_file}', flush=True)
     if 'convert' in args.only:
         print('[convert] synthetic cohort, floor, single process, scaling, workers ...', flush=True)
-        results['conversion'] = {'measured_at': stamp, **bench_convert.run(
+        results['conversion'] = {**stamp, **bench_convert.run(
             work_dir, args.patients, args.workers, args.seed, args.repeats, args.profile,
             log_file)}
         print(format_conversion(results['conversion']), flush=True)
     if 'detector' in args.only:
         data_root = args.det_data_root or _converted_cohort(work_dir, args, log_file)
         print(f'[detector] {bench_detector_speed.VARIANTS} on {data_root} ...', flush=True)
-        results['detector_training'] = {'measured_at': stamp, **bench_detector_speed.run(
+        results['detector_training'] = {**stamp, **bench_detector_speed.run(
             data_root, args.det_batch, args.det_warmup, args.det_iters, args.seed,
             threads=args.det_threads, memory=not args.no_det_memory, log_file=log_file)}
         print(format_detector(results['detector_training']), flush=True)
     if 'classifier' in args.only:
         data_root = args.det_data_root or _converted_cohort(work_dir, args, log_file)
-        results['classifier_training'] = {'measured_at': stamp, **bench_classifier.run(
+        results['classifier_training'] = {**stamp, **bench_classifier.run(
             data_root, work_dir, seed=args.seed, log_file=log_file)}
         print(f'[classifier] {results["classifier_training"]}')
     if 'predict' in args.only:
-        results['prediction'] = {'measured_at': stamp, **bench_predict.run(
+        results['prediction'] = {**stamp, **bench_predict.run(
             work_dir, log_file, args.predict_det_checkpoint, args.predict_cls_checkpoint)}
         print(f'[predict] {results["prediction"]}')
+    if 'throughput' in args.only:
+        data_root = args.det_data_root or _converted_cohort(work_dir, args, log_file)
+        print(f'[throughput] {bench_throughput.CONFIG} on {args.device} ...', flush=True)
+        results['throughput'] = {**stamp, **bench_throughput.run(
+            data_root, work_dir, args.device, args.tp_batch, args.tp_infer_batch,
+            args.det_warmup, args.tp_iters, args.seed, log_file)}
+        print(format_throughput(results['throughput']), flush=True)
+        if args.device.startswith('cuda'):
+            results['gpu'] = results['throughput']
     results['machine']['load_average_at_end'] = machine()['load_average_1_5_15_min']
-    results['gpu'] = 'not measured: no GPU on this machine (full-size configs not run)'
+    if 'gpu' not in results:  # a GPU figure measured earlier is kept
+        results['gpu'] = _previous(args.out).get('gpu', 'not measured: no GPU on this machine '
+                                                 '(run --only throughput --device cuda on one)')
     args.out.write_text(json.dumps(rounded(results), indent=2) + '\n', encoding='utf-8')
     print(f'written {args.out}')
 
@@ -155,6 +183,14 @@ def format_conversion(section: dict) -> str:
         f'{parallel["speedup_vs_single_process"]:.2f}x, peak '
         f'{parallel["peak_rss_mib_largest_process"]:.0f} MiB per process',
     ])
+
+
+def format_throughput(section: dict) -> str:
+    train, infer = section['train'], section['inference']
+    return (f'  {section["device"]}: training {train["images_per_s"]:.2f} images/s '
+            f'(batch {train["batch_size"]}, {train["s_per_iter"]:.2f} s/iter), inference '
+            f'{infer["images_per_s"]:.2f} images/s (batch {infer["batch_size"]}), '
+            f'peak {section["peak_rss_mib"]:.0f} MiB')
 
 
 def format_detector(section: dict) -> str:
