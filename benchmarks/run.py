@@ -77,24 +77,21 @@ def parse_args() -> argparse.Namespace:
                                'processes; 0 = torch default)')
     detector.add_argument('--no-det-memory', action='store_true',
                           help='skip the separate peak-memory runs of the detector')
-    throughput = parser.add_argument_group('full-size throughput (configs/det_cet1.py)')
+    throughput = parser.add_argument_group(
+        'full-size throughput (configs/det_cet1.py; also uses --det-batch, --det-warmup and '
+        '--det-iters, for inference batches too)')
     throughput.add_argument('--device', default='cpu',
                             help="torch device: cpu (default), cuda, cuda:1, ...; on cuda the "
                                  "result is also the results file's 'gpu' entry")
-    throughput.add_argument('--tp-batch', type=int, default=2,
-                            help='training images per iteration (default 2)')
-    throughput.add_argument('--tp-infer-batch', type=int, default=8,
+    throughput.add_argument('--infer-batch', type=int, default=8,
                             help='slices per inference batch (default 8, as tools/predict.py)')
-    throughput.add_argument('--tp-iters', type=int, default=3,
-                            help='timed training iterations and inference batches after '
-                                 '--det-warmup untimed ones (default 3)')
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    if min(args.workers, args.repeats, args.det_iters, args.tp_iters) < 1 or args.patients < 2:
-        sys.exit('need --patients >= 2 and --workers, --repeats, --det-iters, --tp-iters >= 1')
+    if args.patients < 2 or min(args.workers, args.repeats, args.det_iters, args.infer_batch) < 1:
+        sys.exit('need --patients >= 2 and --workers, --repeats, --det-iters, --infer-batch >= 1')
     work_dir = args.work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     log_file = work_dir / 'bench.log'
@@ -132,8 +129,8 @@ def main() -> None:
         data_root = args.det_data_root or _converted_cohort(work_dir, args, log_file)
         print(f'[throughput] {bench_throughput.CONFIG} on {args.device} ...', flush=True)
         results['throughput'] = {**stamp, **bench_throughput.run(
-            data_root, work_dir, args.device, args.tp_batch, args.tp_infer_batch,
-            args.det_warmup, args.tp_iters, args.seed, log_file)}
+            data_root, work_dir, args.device, args.det_batch, args.infer_batch,
+            args.det_warmup, args.det_iters, args.seed, log_file)}
         print(format_throughput(results['throughput']), flush=True)
         if args.device.startswith('cuda'):
             results['gpu'] = results['throughput']
