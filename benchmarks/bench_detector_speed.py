@@ -63,7 +63,8 @@ def variant_config(variant: str, data_root: str) -> object:
     return stock
 
 
-def _setup() -> None:
+def register_modules() -> None:
+    """Register mmdet's and this project's modules (mmdet the default scope) in a child process."""
     import mmnpc  # noqa: F401 -- registers the project's modules
     from mmdet.utils import register_all_modules
 
@@ -119,7 +120,7 @@ def measure_speed(data_root: str, batch_size: int, warmup: int, iters: int, seed
     (module docstring); ``threads``: torch intra-op threads (0 = torch's default)."""
     import torch
 
-    _setup()
+    register_modules()
     if threads:
         torch.set_num_threads(threads)
     batches, load_s = make_batches(data_root, batch_size, warmup + iters, seed)
@@ -160,7 +161,7 @@ def measure_memory(data_root: str, batch_size: int, iters: int, seed: int, varia
     """Train ``variant`` alone for ``iters`` iterations (its peak memory is the point)."""
     import torch
 
-    _setup()
+    register_modules()
     if threads:
         torch.set_num_threads(threads)
     batches, _ = make_batches(data_root, batch_size, iters, seed)

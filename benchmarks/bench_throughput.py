@@ -48,9 +48,9 @@ def measure(data_root: str, work_dir: str, device: str, batch_size: int, infer_b
     """Child process: training and inference images/s of the full-size detector."""
     import torch
 
-    from bench_detector_speed import _setup, build_variant, make_batches
+    from bench_detector_speed import build_variant, make_batches, register_modules
 
-    _setup()
+    register_modules()
     dev = torch.device(device)
     batches, _ = make_batches(data_root, batch_size, warmup + iters, seed)
     model, optim = build_variant('ours', data_root, seed)

@@ -95,7 +95,8 @@ def main() -> None:
     work_dir = args.work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     log_file = work_dir / 'bench.log'
-    results = _previous(args.out) if set(args.only) != set(STAGES) else {}
+    previous = _previous(args.out)
+    results = dict(previous) if set(args.only) != set(STAGES) else {}
     results['machine'] = machine()
     results['command'] = ' '.join(['python benchmarks/run.py', *sys.argv[1:]])
     # every section says when and where it was measured: with --only, sections of
@@ -136,8 +137,8 @@ def main() -> None:
             results['gpu'] = results['throughput']
     results['machine']['load_average_at_end'] = machine()['load_average_1_5_15_min']
     if 'gpu' not in results:  # a GPU figure measured earlier is kept
-        results['gpu'] = _previous(args.out).get('gpu', 'not measured: no GPU on this machine '
-                                                 '(run --only throughput --device cuda on one)')
+        results['gpu'] = previous.get('gpu', 'not measured: no GPU on this machine '
+                                             '(run --only throughput --device cuda on one)')
     args.out.write_text(json.dumps(rounded(results), indent=2) + '\n', encoding='utf-8')
     print(f'written {args.out}')
 

@@ -365,7 +365,6 @@ def _roi_contour(number: int, cls: str, contours: Sequence[np.ndarray],
     return item
 
 
-
 def _save(ds: Dataset, path: Path) -> None:
     """Write ``ds`` as a DICOM Part 10 file, explicit VR little endian."""
     save_part10(ds, path, ds.SOPClassUID, 'MMNPC')
