@@ -22,5 +22,6 @@ default_hooks = dict(
 custom_hooks = [
     dict(type='TrainPatientsHook'),  # meta['train_patient_ids']
     dict(type='ClinicalEncoderHook'),  # meta['clinical_encoder'], restored on resume / test
-    dict(type='DetCheckpointGuardHook'),  # refuses a detector trained on validation patients
+    dict(type='DetCheckpointGuardHook'),
+    dict(type='SplitGuardHook'),  # no test patient in training or checkpoint selection  # refuses a detector trained on validation patients
 ]

@@ -21,5 +21,6 @@ custom_hooks = [
     dict(type='TrainPatientsHook'),
     dict(type='ClinicalEncoderHook'),
     dict(type='DetCheckpointGuardHook'),
+    dict(type='SplitGuardHook'),
 ]
 log_processor = dict(window_size=10, by_epoch=False)

@@ -14,7 +14,7 @@ from .evaluation import CocoAP50Metric, detection_summary, write_metrics_json
 from .utils import register_trusted_local_loader, set_data_root
 from .datasets import ClinicalEncoder, MsomSliceDataset, PackMsomInputs
 from .models import MsomClassifier, PatientOverlapError, init_msom_classifier
-from .engine import ClinicalEncoderHook, DetCheckpointGuardHook, TrainPatientsHook
+from .engine import ClinicalEncoderHook, DetCheckpointGuardHook, SplitGuardHook, TrainPatientsHook
 
 register_trusted_local_loader()
 
@@ -22,4 +22,4 @@ __all__ = ['CocoAP50Metric', 'detection_summary', 'write_metrics_json',
            'register_trusted_local_loader', 'set_data_root',
            'ClinicalEncoder', 'MsomSliceDataset', 'PackMsomInputs',
            'MsomClassifier', 'PatientOverlapError', 'init_msom_classifier',
-           'ClinicalEncoderHook', 'DetCheckpointGuardHook', 'TrainPatientsHook']
+           'ClinicalEncoderHook', 'DetCheckpointGuardHook', 'SplitGuardHook', 'TrainPatientsHook']

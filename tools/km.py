@@ -1,7 +1,7 @@
 """Kaplan-Meier analysis of high vs low MSOM risk (DMFS and OS).
 
     python tools/km.py WORK_DIR/patient_scores.csv CLINICAL_CSV --out DIR
-        [--cutoff X] [--split val|train|all]
+        [--cutoff X] [--split val|test|train|all]
 
 The cut-off is X when given, else the one stage 2 fitted on the training
 patients (``cutoff`` in WORK_DIR/metrics.json). DIR receives survival.json,
@@ -24,7 +24,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--cutoff', type=float, default=None,
                         help='risk score cut-off (high if score >= cutoff); default: the '
                         'training cut-off in metrics.json next to patient_scores.csv')
-    parser.add_argument('--split', choices=['val', 'train', 'all'], default='val',
+    parser.add_argument('--split', choices=['val', 'test', 'train', 'all'], default='val',
                         help='patients to analyse (default: val)')
     return parser.parse_args(argv)
 

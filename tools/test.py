@@ -89,8 +89,10 @@ def add_tta(cfg: ConfigDict) -> ConfigDict:
     return cfg
 
 
-def write_summary(cfg: ConfigDict, metrics: dict) -> None:
-    """Write WORK_DIR/metrics.json from the CocoAP50Metric results (main process only)."""
+def write_summary(cfg: ConfigDict, metrics: dict, split: str = 'test',
+                  split_notes: tuple = ()) -> None:
+    """Write WORK_DIR/metrics.json from the CocoAP50Metric results (main process only);
+    ``split`` names the evaluated patients, ``split_notes`` say why it is not ``test``."""
     from mmnpc.evaluation import detection_summary, write_metrics_json
 
     if not is_main_process():
@@ -101,6 +103,8 @@ def write_summary(cfg: ConfigDict, metrics: dict) -> None:
     except KeyError as error:
         print(f'metrics.json not written: {error}')
         return
+    summary['split'] = split
+    summary['notes'] = list(split_notes) + list(summary['notes'])
     path = osp.join(cfg.work_dir, 'metrics.json')
     write_metrics_json(summary, path)
     print(f'metrics written to {path}')
@@ -133,8 +137,9 @@ def clinical_table(cfg: ConfigDict) -> Optional[Path]:
     return Path(data_root).parent / 'clinical.csv' if data_root else None
 
 
-def write_classifier_results(cfg: ConfigDict, runner: Runner) -> None:
-    """Write metrics.json, patient_scores.csv, roc.png (and survival/) from PatientAUCMetric."""
+def write_classifier_results(cfg: ConfigDict, runner: Runner, split_notes: tuple = ()) -> None:
+    """Write metrics.json, patient_scores.csv, roc.png (and survival/) from PatientAUCMetric;
+    ``split_notes`` (why the evaluated split is not ``test``) go first among the notes."""
     from mmnpc.evaluation import PatientAUCMetric, msom_summary, write_msom_outputs
 
     if not is_main_process():
@@ -145,6 +150,7 @@ def write_classifier_results(cfg: ConfigDict, runner: Runner) -> None:
         print('metrics.json not written: use PatientAUCMetric as test_evaluator')
         return
     evaluation = metrics[0].last_evaluation
+    evaluation.notes[:0] = list(split_notes)
     paths = write_msom_outputs(evaluation, Path(cfg.work_dir))
     summary = msom_summary(evaluation)
     print(f'metrics written to {paths["metrics"]}; patient scores to '
@@ -206,6 +212,9 @@ def main() -> None:
     setup_cache_size_limit_of_dynamo()
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
+    from mmnpc.utils import resolve_test_split
+    split, split_notes = resolve_test_split(cfg)
+    print(f'evaluating the {split} split' + ''.join(f'\nnote: {n}' for n in split_notes))
     classifier = is_classifier(cfg)
     if classifier:
         check_classifier_args(args)
@@ -229,9 +238,9 @@ def main() -> None:
 
     metrics = runner.test()
     if classifier:
-        write_classifier_results(cfg, runner)
+        write_classifier_results(cfg, runner, split_notes)
     else:
-        write_summary(cfg, metrics)
+        write_summary(cfg, metrics, split, split_notes)
 
 
 if __name__ == '__main__':

@@ -19,8 +19,10 @@ default_hooks = dict(
     # draws ground truth | prediction side by side; tools/test.py --show-dir turns it on
     visualization=dict(type='DetVisualizationHook'))
 # Every checkpoint records the patients it was trained on (meta['train_patient_ids']);
-# stage 2 refuses a detector checkpoint trained on its validation patients.
-custom_hooks = [dict(type='TrainPatientsHook')]
+# stage 2 refuses a detector checkpoint trained on its validation or test patients.
+# SplitGuardHook stops a run whose training loop holds a non-training patient or
+# whose validation loop (checkpoint selection) holds a test patient.
+custom_hooks = [dict(type='TrainPatientsHook'), dict(type='SplitGuardHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

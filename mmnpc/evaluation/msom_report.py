@@ -188,5 +188,6 @@ def write_msom_outputs(evaluation: MsomEvaluation, out_dir: Path) -> dict:
     evaluation.table.to_csv(paths['patient_scores'], index=False)
     report = evaluation.report
     plot_roc(evaluation.table, paths['roc'], cutoff=report['cutoff'],
-             level=report['auc_ci_level'], eval_split=report['eval_split'])
+             level=report['auc_ci_level'], splits=('train', report['eval_split']),
+             eval_split=report['eval_split'])
     return paths

@@ -11,7 +11,7 @@ from sklearn.metrics import roc_curve
 
 from .binary_stats import binary_classification_report, delong_auc_ci, has_both_classes
 
-SPLIT_COLOURS = {'train': 'tab:blue', 'val': 'tab:red'}
+SPLIT_COLOURS = {'train': 'tab:blue', 'val': 'tab:red', 'test': 'tab:green'}
 
 
 def plot_roc(table: pd.DataFrame, out_file: Path, cutoff: Optional[float] = None,

@@ -48,7 +48,7 @@ ENDPOINT_TITLES: dict[str, str] = {
     'os': 'Overall survival',
 }
 GROUPS: tuple[str, ...] = ('high', 'low')
-SPLITS: tuple[str, ...] = ('val', 'train', 'all')
+SPLITS: tuple[str, ...] = ('val', 'test', 'train', 'all')
 HORIZON_MONTHS: float = 36.0
 METRICS_FILE = 'metrics.json'
 SCORE_COLUMNS: tuple[str, ...] = ('patient_id', 'split', 'score')
@@ -166,7 +166,7 @@ def risk_groups(scores: pd.Series, cutoff: float) -> pd.Series:
 
 def merge_scores_and_survival(scores: pd.DataFrame, survival: pd.DataFrame, split: str,
                               scores_path: Path, clinical_path: Path) -> pd.DataFrame:
-    """The scored patients of ``split`` ('val', 'train' or 'all') with their survival columns.
+    """The scored patients of ``split`` ('val', 'test', 'train' or 'all') with their survival columns.
 
     Raises DataPrepError for an unknown split, a scored patient without a
     clinical row, or a patient whose split differs between the two tables.
@@ -369,7 +369,7 @@ def run_km(patient_scores_csv: Path, clinical_csv: Path, out_dir: Path,
     points, see :func:`curve_points`) and ``km_<endpoint>.png``/``.pdf`` (plots)
     for ``endpoint`` in ``ENDPOINTS``. ``cutoff`` None takes the training
     cut-off from ``metrics.json`` next to ``patient_scores_csv``; ``split``
-    chooses the patients ('val', 'train' or 'all'). Patients without time or
+    chooses the patients ('val', 'test', 'train' or 'all'). Patients without time or
     event for an endpoint are left out of that endpoint (count logged and
     listed in the JSON). Raises DataPrepError on bad input.
     """

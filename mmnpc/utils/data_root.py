@@ -18,21 +18,21 @@ DATALOADERS: tuple[str, ...] = ('train_dataloader', 'val_dataloader', 'test_data
 EVALUATOR_OF: dict[str, str] = {'val_dataloader': 'val_evaluator', 'test_dataloader': 'test_evaluator'}
 
 
-def _innermost_datasets(dataset_cfg: dict) -> list[dict]:
+def innermost_datasets(dataset_cfg: dict) -> list[dict]:
     """The leaf dataset configs under wrappers (RepeatDataset, ConcatDataset)."""
     if 'dataset' in dataset_cfg:
-        return _innermost_datasets(dataset_cfg['dataset'])
+        return innermost_datasets(dataset_cfg['dataset'])
     if 'datasets' in dataset_cfg:
-        return [leaf for child in dataset_cfg['datasets'] for leaf in _innermost_datasets(child)]
+        return [leaf for child in dataset_cfg['datasets'] for leaf in innermost_datasets(child)]
     return [dataset_cfg]
 
 
-def _evaluators(evaluator_cfg: Any) -> list[dict]:
+def evaluator_metrics(evaluator_cfg: Any) -> list[dict]:
     """The metric configs of an evaluator given as a dict or a list of dicts."""
     if evaluator_cfg is None:
         return []
     if isinstance(evaluator_cfg, dict) and 'metrics' in evaluator_cfg:
-        return _evaluators(evaluator_cfg['metrics'])
+        return evaluator_metrics(evaluator_cfg['metrics'])
     if isinstance(evaluator_cfg, dict):
         return [evaluator_cfg]
     return list(evaluator_cfg)
@@ -65,7 +65,7 @@ def set_data_root(cfg: Config, root: str) -> str:
         loader = cfg.get(loader_name)
         if not loader:
             continue
-        leaves = _innermost_datasets(loader['dataset'])
+        leaves = innermost_datasets(loader['dataset'])
         for leaf in leaves:
             leaf['data_root'] = data_root
             if 'clinical_file' in leaf:
@@ -74,7 +74,7 @@ def set_data_root(cfg: Config, root: str) -> str:
         if evaluator_name is None or 'ann_file' not in leaves[0]:
             continue
         ann_file = osp.join(data_root, leaves[0]['ann_file'])
-        for metric in _evaluators(cfg.get(evaluator_name)):
+        for metric in evaluator_metrics(cfg.get(evaluator_name)):
             if 'ann_file' in metric:
                 metric['ann_file'] = ann_file
     return data_root

@@ -1,6 +1,6 @@
 # One MR sequence of the converter's output (python -m data_prep convert):
 #   <root>/<sequence>/images/*.jpg                  512 x 512 grey slices
-#   <root>/<sequence>/annotations/{train,val}.json  COCO instances, GTV (id 1), GTVln (id 2)
+#   <root>/<sequence>/annotations/{train,val,test}.json  COCO instances, GTV (id 1), GTVln (id 2)
 # COCO `file_name`s are relative to <root>/<sequence>/images/.
 # Tools accept --data-root <root>: it sets data_root = <root>/<sequence>/ in every
 # dataloader and evaluator (mmnpc.utils.set_data_root), so `sequence` is the only
@@ -68,9 +68,25 @@ val_dataloader = dict(
         test_mode=True,
         pipeline=test_pipeline,
         backend_args=backend_args))
-# The converter writes a train and a val split (patient-level); the test loop
-# evaluates the val split unless told otherwise.
-test_dataloader = val_dataloader
+# The converter writes patient-level train / val (/ test with --test-fraction)
+# splits. The val split chooses the checkpoint (save_best); tools/test.py reports
+# the held-out test split, or falls back to val -- saying so -- when a cohort
+# has no test split.
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/test.json',
+        data_prefix=dict(img='images/'),
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
 
 # AP@0.5 per class (GTV, GTVln) and overall, box and mask, via pycocotools.
 val_evaluator = dict(
@@ -78,4 +94,8 @@ val_evaluator = dict(
     ann_file=data_root + 'annotations/val.json',
     metric=['bbox', 'segm'],
     backend_args=backend_args)
-test_evaluator = val_evaluator
+test_evaluator = dict(
+    type='CocoAP50Metric',
+    ann_file=data_root + 'annotations/test.json',
+    metric=['bbox', 'segm'],
+    backend_args=backend_args)

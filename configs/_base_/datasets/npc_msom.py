@@ -1,6 +1,7 @@
 # Tumour slices of one MR sequence for the MSOM classifier (mmnpc.datasets.MsomSliceDataset),
 # read from the converter's output (python -m data_prep convert):
-#   <root>/<sequence>/images/*.jpg, <root>/<sequence>/annotations/{train,val}.json, <root>/clinical.csv
+#   <root>/<sequence>/images/*.jpg, <root>/<sequence>/annotations/{train,val,test}.json,
+#   <root>/clinical.csv
 # --data-root <root> sets every data_root to <root>/<sequence>/ and every
 # clinical_file to <root>/clinical.csv (mmnpc.utils.set_data_root).
 #
@@ -9,9 +10,10 @@
 # whose msom is missing is refused with an error naming it. The comparison
 # model uses slice_selection='max_area' (one slice per patient, the largest
 # total tumour area). Evaluation scores the same slices of every patient of
-# BOTH splits: the patient's risk is the mean of its slice scores, the
-# cut-off is chosen on the training patients and applied to the validation
-# patients (PatientAUCMetric). Training sees the training patients only.
+# the training patients and of the evaluated split: the patient's risk is the
+# mean of its slice scores, the cut-off is chosen on the training patients and
+# applied to the validation (checkpoint selection) or test (reported) patients
+# (PatientAUCMetric). Training sees the training patients only.
 dataset_type = 'MsomSliceDataset'
 sequence = 'cet1'
 data_root = f'data/npc/{sequence}/'
@@ -81,8 +83,28 @@ val_dataloader = dict(
         slice_selection='tumour',
         test_mode=True,
         pipeline=test_pipeline))
-test_dataloader = val_dataloader
+# Reported figures come from the held-out test patients (converter
+# --test-fraction): nothing -- weights, checkpoint, cut-off -- is chosen on them.
+# tools/test.py falls back to the val split, saying so, for two-way cohorts.
+test_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        clinical_file=clinical_file,
+        # train patients choose the cut-off, test patients are evaluated
+        ann_files=dict(train='annotations/train.json', test='annotations/test.json'),
+        data_prefix=dict(img='images/'),
+        clinical_vars=clinical_vars,
+        slice_selection='tumour',
+        test_mode=True,
+        pipeline=test_pipeline))
 
-# Patient-level AUC (mean slice score per patient), reported as msom/auc etc.
-val_evaluator = dict(type='PatientAUCMetric')
-test_evaluator = val_evaluator
+# Patient-level AUC (mean slice score per patient), reported as msom/auc etc.;
+# validation AUC selects the checkpoint, the test split is reported.
+val_evaluator = dict(type='PatientAUCMetric', eval_split='val')
+test_evaluator = dict(type='PatientAUCMetric', eval_split='test')

@@ -1,15 +1,27 @@
-"""Refuse a stage-1 detector checkpoint trained on the classifier's validation patients."""
+"""Refuse a stage-1 detector checkpoint trained on the classifier's validation or test patients."""
 from __future__ import annotations
 
-from typing import Set
+from pathlib import Path
+from typing import Optional, Set
 
 from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
 
 from mmdet.registry import HOOKS
 
+from ...datasets.clinical_table import SPLIT_COLUMN, read_clinical_rows
 from ...models.detector_transfer import check_detector_patients
 from .loop_datasets import built_loop_datasets, unwrapped_model
+from .split_guard_hook import dataset_clinical_file
+
+
+def held_out_patients(table: Optional[Path], fit_split: str) -> Set[str]:
+    """Patients whose ``split`` in the converter's table is set and is not ``fit_split``
+    (validation and test patients, even those the current loop does not list)."""
+    if table is None or not Path(table).is_file():
+        return set()
+    rows = read_clinical_rows(table)
+    return {p for p, row in rows.items() if row.get(SPLIT_COLUMN) not in ('', None, fit_split)}
 
 
 @HOOKS.register_module()
@@ -17,8 +29,11 @@ class DetCheckpointGuardHook(Hook):
     """Before any weight is loaded, compare ``model.det_checkpoint``'s training patients
     (``meta['train_patient_ids']``) with the validation patients of this run.
 
-    Validation patients: those of every split other than the training one in
-    the built val / test datasets (MsomSliceDataset lists train and val).
+    Held-out patients: those of every split other than the training one in
+    the built val / test datasets (MsomSliceDataset lists train and val), and
+    every ``val`` / ``test`` patient of the converter's clinical.csv (the
+    ``split`` column), so that the test patients are protected while training,
+    when the test loop is not built.
     Runs in ``before_run``, which MMEngine calls before ``init_weights``.
 
     Args:
@@ -45,6 +60,7 @@ class DetCheckpointGuardHook(Hook):
             checked = True
             fit_split = getattr(dataset, 'fit_split', 'train')
             val_patients.update(set(dataset.patient_ids()) - set(dataset.patient_ids(fit_split)))
+            val_patients.update(held_out_patients(dataset_clinical_file(dataset), fit_split))
         if not checked:
             logger.warning(f'DetCheckpointGuardHook: no validation dataset with patient ids; '
                            f'{path} is not checked for patient overlap')

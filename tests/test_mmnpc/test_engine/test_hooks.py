@@ -13,7 +13,9 @@ from torch.utils.data import DataLoader
 
 from mmdet.datasets import CocoDataset
 from mmnpc.datasets import ClinicalEncoder, MsomSliceDataset
-from mmnpc.engine import ClinicalEncoderHook, DetCheckpointGuardHook, TrainPatientsHook
+from data_prep.types import DataPrepError
+from mmnpc.engine import (ClinicalEncoderHook, DetCheckpointGuardHook, SplitGuardHook,
+                          TrainPatientsHook)
 from mmnpc.models import PatientOverlapError
 
 TRAIN_IDS = ['SYN000', 'SYN001', 'SYN002', 'SYN003']
@@ -126,3 +128,53 @@ def test_guard_refuses_an_unrecorded_detector_unless_allowed(msom_root, tmp_path
     with pytest.raises(PatientOverlapError, match='does not record its training patients'):
         DetCheckpointGuardHook().before_run(_guarded_runner(msom_root, path))
     DetCheckpointGuardHook(allow_unrecorded=True).before_run(_guarded_runner(msom_root, path))
+
+
+# ------------------------------------------------------------------ SplitGuardHook
+def _make_test_patient(msom_root: Path, rewrite_clinical, patient: str = 'SYN005') -> None:
+    """Record ``patient`` (in val.json) as a held-out test patient in clinical.csv."""
+    def to_test(rows):
+        next(r for r in rows if r['patient_id'] == patient)['split'] = 'test'
+    rewrite_clinical(to_test)
+
+
+def test_split_guard_refuses_a_test_patient_in_checkpoint_selection(msom_root, rewrite_clinical):
+    _make_test_patient(msom_root, rewrite_clinical)
+    # the detector's val loop reads val.json, which (planted) holds the test patient SYN005
+    runner = _Runner(train=_coco(msom_root), val=_coco(msom_root, 'annotations/val.json'))
+    with pytest.raises(DataPrepError, match=r'val loop .*SYN005 \(test\).*never see test'):
+        SplitGuardHook().before_run(runner)
+
+
+def test_split_guard_refuses_a_non_training_patient_in_training(msom_root):
+    runner = _Runner(train=_coco(msom_root, 'annotations/val.json'))
+    with pytest.raises(DataPrepError, match=r'train loop .*SYN004 \(val\), SYN005 \(val\)'):
+        SplitGuardHook().before_run(runner)
+
+
+def test_split_guard_accepts_the_converter_splits(msom_root):
+    SplitGuardHook().before_run(_Runner(train=_coco(msom_root),
+                                        val=_coco(msom_root, 'annotations/val.json')))
+    # the classifier's val loop lists train (cut-off) and val patients: allowed
+    SplitGuardHook().before_run(_Runner(train=_msom(msom_root), val=_msom(msom_root, BOTH)))
+
+
+def test_classifier_selection_refuses_a_test_patient(msom_root, rewrite_clinical):
+    """The classifier's val loop (train + val patients) with a test patient planted in
+    val.json stops before training: its split disagrees with the converter's record."""
+    _make_test_patient(msom_root, rewrite_clinical)
+    with pytest.raises(DataPrepError, match=r'SYN005 \(annotations: val, clinical.csv: test\)'):
+        SplitGuardHook().before_run(_Runner(val=_msom(msom_root, BOTH)))
+
+
+def test_detector_guard_protects_test_patients_not_in_the_loops(msom_root, rewrite_clinical,
+                                                                 tmp_path):
+    """While stage 2 trains, its test loop is not built; the clinical table still names
+    the test patients, and a detector trained on one is refused."""
+    _make_test_patient(msom_root, rewrite_clinical, 'SYN005')
+    val_only = dict(train='annotations/train.json')  # a val loop that lists no held-out patient
+    model = nn.Module()
+    model.det_checkpoint = _det_checkpoint(tmp_path, {'train_patient_ids': TRAIN_IDS + ['SYN005']})
+    runner = _Runner(model, train=_msom(msom_root), val=_msom(msom_root, val_only))
+    with pytest.raises(PatientOverlapError, match=r"\['SYN005'\]"):
+        DetCheckpointGuardHook().before_run(runner)

@@ -18,7 +18,7 @@ def test_every_loader_and_evaluator_follows_the_sequence(tmp_path):
         assert cfg[loader].dataset.data_root == expected
     assert cfg.train_dataloader.dataset.ann_file == 'annotations/train.json'
     assert cfg.val_evaluator.ann_file == expected + 'annotations/val.json'
-    assert cfg.test_evaluator.ann_file == expected + 'annotations/val.json'
+    assert cfg.test_evaluator.ann_file == expected + 'annotations/test.json'  # reported split
 
 
 def test_evaluator_follows_an_overridden_test_split(tmp_path):
