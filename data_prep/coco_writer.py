@@ -58,6 +58,18 @@ def write_jpeg(path: Path, image: np.ndarray) -> None:
         raise OSError(f'cv2.imwrite could not write {path}')
 
 
+def jpeg_round_trip(image: np.ndarray) -> np.ndarray:
+    """``image`` (uint8 (H, W)) as it reads back from the JPEG :func:`write_jpeg` writes.
+
+    Training slices went through this lossy step; prediction applies it to the
+    slices of a new patient so that the models see the same kind of pixels.
+    """
+    ok, encoded = cv2.imencode('.jpg', image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise OSError('cv2.imencode could not encode a slice as JPEG')
+    return cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+
+
 def categories() -> list[dict]:
     """The COCO ``categories`` list: GTV (id 1), GTVln (id 2)."""
     return [{'id': CATEGORY_IDS[name], 'name': name, 'supercategory': 'tumour'}

@@ -2,14 +2,17 @@
 
     python tools/predict.py PATIENT_DICOM_DIR --det-checkpoint DET.pth \\
         --cls-checkpoint CLS.pth --config configs/msom_fusion.py \\
-        [--clinical clinical.json] [--cutoff X] --out DIR
+        [--clinical clinical.json] [--cutoff X | --cutoff-file F] --out DIR
 
 The folder name of PATIENT_DICOM_DIR is the patient id. Writes DIR/prediction.json
 (msom_score, risk_group, cutoff, the slices used with their detections in px and
 patient mm), DIR/overlays/*.png and DIR/detections_rtstruct.dcm (references the
 input series). A patient where the detector finds nothing gets a message and
-exit status 2, not a number. The cut-off is --cutoff, else the training-patient
-cut-off in metrics.json that tools/test.py wrote next to the classifier checkpoint.
+exit status 2, not a number. The cut-off is --cutoff, --cutoff-file, else the
+deployment cut-off (training patients' end-to-end scores) in the deployment.json
+that tools/test_end_to_end.py wrote beside the classifier checkpoint, else the
+contour-based one of metrics.json there (with a warning); see mmnpc.inference.cutoff.
+The detector and classifier must be of the same MR sequence.
 """
 from __future__ import annotations
 
@@ -35,8 +38,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--clinical', type=Path,
                         help='JSON object of the patient\'s clinical values (clinical.csv '
                         'column names; null = unknown); required by fusion classifiers')
-    parser.add_argument('--cutoff', type=float,
-                        help='risk cut-off (default: metrics.json beside --cls-checkpoint)')
+    parser.add_argument('--cutoff', type=float, help='risk cut-off (a number you chose)')
+    parser.add_argument('--cutoff-file', type=Path,
+                        help='deployment.json (tools/test_end_to_end.py) or metrics.json '
+                        '(tools/test.py) holding the cut-off; default: deployment.json, else '
+                        'metrics.json, beside --cls-checkpoint')
     parser.add_argument('--out', required=True, type=Path, help='output folder')
     parser.add_argument('--overwrite', action='store_true', help='replace --out if it exists')
     parser.add_argument('--det-score-thr', type=float, default=0.5,
@@ -49,32 +55,27 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def resolve_cutoff(cutoff: float | None, cls_checkpoint: Path) -> tuple[float, str]:
-    """The cut-off and where it came from; refuses to guess one."""
-    if cutoff is not None:
-        return cutoff, 'command line'
-    metrics = cls_checkpoint.parent / 'metrics.json'
-    if metrics.is_file():
-        value = json.loads(metrics.read_text()).get('cutoff')
-        if value is not None:
-            return float(value), str(metrics)
-    sys.exit(f'no cut-off: pass --cutoff, or run tools/test.py on the classifier so that '
-             f'{metrics} holds the cut-off fitted on the training patients')
-
-
 def main() -> int:
     args = parse_args()
     headless_matplotlib()
     import mmnpc  # noqa: F401  registers modules, trusted checkpoint loading
     from data_prep.options import load_options
     from mmengine.config import Config
-    from mmnpc.inference.predict_patient import PredictOptions, encode_clinical, predict_patient
+    from mmnpc.inference.cutoff import resolve_cutoff
+    from mmnpc.inference.predict_patient import (PredictOptions, check_same_sequence,
+                                                 encode_clinical, predict_patient)
     from mmnpc.inference.prediction_outputs import no_detection_message, write_prediction
     from mmnpc.inference.slice_detector import SliceDetector
     from mmnpc.models import init_msom_classifier
 
     start = time.time()
-    cutoff, cutoff_source = resolve_cutoff(args.cutoff, args.cls_checkpoint)
+    try:
+        choice = resolve_cutoff(args.cutoff, args.cutoff_file, args.cls_checkpoint,
+                                args.det_checkpoint)
+    except ValueError as error:
+        sys.exit(str(error))
+    for warning in choice.warnings:
+        print(f'[predict] warning: {warning}')
     cls_cfg = Config.fromfile(str(args.config))
     classifier, encoder = init_msom_classifier(cls_cfg, str(args.cls_checkpoint), args.device)
     patient_id = args.patient_dir.resolve().name
@@ -82,6 +83,11 @@ def main() -> int:
     clinical = encode_clinical(encoder, values, patient_id, classifier.num_clinical > 0)
     detector = SliceDetector(args.det_checkpoint, args.det_config, args.device,
                              score_thr=args.det_score_thr)
+    try:
+        check_same_sequence(detector, cls_cfg)
+    except ValueError as error:
+        sys.exit(str(error))
+    cutoff = choice.value
     options = PredictOptions(sequence=cls_cfg.sequence, det_score_thr=args.det_score_thr,
                              coarse_step=args.coarse_step)
     print(f'[predict] detector config: {detector.config_source} '
@@ -89,7 +95,7 @@ def main() -> int:
     print(f'[predict] {patient_id}: reading {options.sequence} series, detecting tumour slices')
     pred = predict_patient(args.patient_dir, detector, classifier, cls_cfg, clinical, cutoff,
                            options, load_options(args.mapping))
-    settings = {'cutoff_source': cutoff_source, 'det_score_thr': args.det_score_thr,
+    settings = {'cutoff_source': choice.source, 'cutoff_rule': choice.rule, 'det_score_thr': args.det_score_thr,
                 'coarse_step': args.coarse_step, 'seconds': round(time.time() - start, 1)}
     record = write_prediction(args.out, pred, detector.classes, cutoff, settings, args.overwrite)
     if pred.msom_score is None:

@@ -2,7 +2,8 @@
 
 1. The MR series of one sequence is read and brought to the converter's 1 mm,
    512 x 512 axial slices by the same code (``data_prep.prepare_patient`` with
-   ``require_contours=False``), so the models see exactly what they were trained on.
+   ``require_contours=False``), then JPEG-encoded and decoded as the converter's
+   slices are, so the models see exactly the kind of pixels they were trained on.
 2. The stage-1 detector finds the slices holding tumour: a detection of GTV or
    GTVln scoring at least ``det_score_thr`` (default 0.5) marks a slice. To save
    time it first looks at every ``coarse_step``-th slice (default 4, i.e. every
@@ -28,6 +29,7 @@ import mmcv
 import numpy as np
 import torch
 
+from data_prep.coco_writer import jpeg_round_trip
 from data_prep.discover import scan_patient
 from data_prep.options import PrepOptions
 from data_prep.patient import prepare_patient
@@ -144,21 +146,44 @@ def score_slices(images: Sequence[np.ndarray], classifier, cfg,
     return np.concatenate(scores) if scores else np.zeros(0)
 
 
+def detect_and_score(images: Sequence[np.ndarray], detector: SliceDetector, classifier, cls_cfg,
+                     clinical_vector: Optional[np.ndarray], options: PredictOptions
+                     ) -> tuple[dict[int, SliceDetections], list[int], dict[int, float]]:
+    """The deployable score's steps on a patient's slices (uint8 (H, W), in z order,
+    as written to / read from the converter's JPEGs): (detections of the slices with
+    tumour, the slices looked at, slice index -> MSOM probability of the slices scored).
+
+    ``tools/predict.py`` and the end-to-end evaluation
+    (:mod:`mmnpc.evaluation.end_to_end`) both call this, so a cohort's
+    end-to-end scores are the scores prediction gives its patients.
+    """
+    found, looked = find_tumour_slices(images, detector, options)
+    chosen = slices_to_score(found, cls_cfg)
+    if not chosen:
+        return found, looked, {}
+    scores = score_slices([images[i] for i in chosen], classifier, cls_cfg, clinical_vector)
+    return found, looked, {int(i): float(s) for i, s in zip(chosen, scores)}
+
+
 def predict_patient(patient_dir: Path, detector: SliceDetector, classifier, cls_cfg,
                     clinical_vector: Optional[np.ndarray], cutoff: float,
                     options: PredictOptions = PredictOptions(),
                     prep_options: PrepOptions = PrepOptions()) -> PatientPrediction:
-    """Detect, score and average for the patient in ``patient_dir`` (its folder name is its id)."""
+    """Detect, score and average for the patient in ``patient_dir`` (its folder name is its id).
+
+    The slices go through the converter's JPEG encoding and back before the
+    models see them (:func:`data_prep.coco_writer.jpeg_round_trip`), as every
+    training and evaluation slice did.
+    """
     patient_dir = Path(patient_dir)
     prepared, files = load_series(patient_dir, patient_dir.name, prep_options, options.sequence)
-    images = [s.image for s in prepared.slices]
-    found, looked = find_tumour_slices(images, detector, options)
+    images = [jpeg_round_trip(s.image) for s in prepared.slices]
+    found, looked, slice_scores = detect_and_score(images, detector, classifier, cls_cfg,
+                                                   clinical_vector, options)
     result = PatientPrediction(patient_dir.name, prepared, files, found, tuple(looked))
-    chosen = slices_to_score(found, cls_cfg)
-    if not chosen:
+    if not slice_scores:
         return result
-    scores = score_slices([images[i] for i in chosen], classifier, cls_cfg, clinical_vector)
-    return with_scores(result, dict(zip(chosen, scores)), cutoff)
+    return with_scores(result, slice_scores, cutoff)
 
 
 def with_scores(pred: PatientPrediction, slice_scores: Mapping[int, float],
@@ -168,6 +193,16 @@ def with_scores(pred: PatientPrediction, slice_scores: Mapping[int, float],
     pred.msom_score = float(np.mean(list(pred.slice_scores.values())))
     pred.risk_group = 'high' if pred.msom_score >= cutoff else 'low'
     return pred
+
+
+def check_same_sequence(detector: SliceDetector, cls_cfg) -> None:
+    """Refuse a detector and classifier of different MR sequences (e.g. a T2WI detector
+    choosing slices for a CE-T1WI classifier)."""
+    det_sequence, cls_sequence = detector.sequence, cls_cfg.get('sequence')
+    if det_sequence != cls_sequence:
+        raise ValueError(f'the detector is a {det_sequence!r} model but the classifier config '
+                         f'{getattr(cls_cfg, "filename", "")} is for {cls_sequence!r}: use the '
+                         'stage-1 and stage-2 models of one MR sequence')
 
 
 def encode_clinical(encoder, values: Optional[Mapping[str, object]], patient_id: str,

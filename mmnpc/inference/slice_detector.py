@@ -86,6 +86,7 @@ class SliceDetector:
         cfg.model.test_cfg.rcnn.score_thr = score_thr
         self.config_source = str(config) if config is not None else 'saved in the checkpoint'
         self.test_cfg = cfg.model.test_cfg  # what decides the cost of a slice (proposals kept)
+        self.sequence = cfg.get('sequence')  # MR sequence the detector was trained on
         self.model = init_detector(cfg, str(checkpoint), device=device)
         self.classes: tuple = tuple(self.model.dataset_meta['classes'])
         self.pipeline = Compose(ndarray_test_pipeline(cfg))

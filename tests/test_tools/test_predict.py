@@ -15,28 +15,16 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from mmengine.config import Config
 
 from data_prep.synth import synthesize_cohort
+from mmnpc.testing import save_untrained
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow  # runs a ResNet-50 Mask R-CNN on a patient's slices
 
 
 def _save_untrained(config: str, path: Path) -> Path:
-    """Build ``config``'s model with random weights and save it like the Runner does."""
-    from mmdet.registry import MODELS
-    from mmengine.registry import init_default_scope
-
-    import mmnpc  # noqa: F401
-    cfg = Config.fromfile(str(REPO / config))
-    init_default_scope('mmdet')
-    model = MODELS.build(cfg.model)
-    meta = {'cfg': cfg.pretty_text, 'dataset_meta': {'classes': ('GTV', 'GTVln')},
-            'train_patient_ids': []}
-    torch.save({'state_dict': model.state_dict(), 'meta': meta}, path)
-    return path
+    return save_untrained(REPO / config, path)
 
 
 @pytest.fixture(scope='module')
