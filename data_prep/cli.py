@@ -1,8 +1,8 @@
 """Command line of data_prep: argument parsing and printing only.
 
     python -m data_prep synth OUT_DIR [--patients N] [--seed S]
-    python -m data_prep convert COHORT OUT [--val-fraction F] [--seed S] [--workers N]
-                                [--split-file F] [--mapping F] [--overwrite]
+    python -m data_prep convert COHORT OUT [--val-fraction F] [--test-fraction F] [--seed S]
+                                [--workers N] [--split-file F] [--mapping F] [--overwrite]
                                 [--skip-bad-patients]
 
 The work is done by ``data_prep.synth.synthesize_cohort`` and
@@ -50,19 +50,25 @@ def build_parser() -> argparse.ArgumentParser:
     convert = commands.add_parser(
         'convert', help='convert a DICOM cohort into JPEG slices + COCO annotations',
         description='Convert COHORT (clinical.csv + one DICOM folder per patient) into OUT: '
-                    '<seq>/images/*.jpg, <seq>/annotations/{train,val}.json, clinical.csv, '
+                    '<seq>/images/*.jpg, <seq>/annotations/{train,val}.json (and test.json '
+                    'with --test-fraction or test patients in --split-file), clinical.csv, '
                     'manifest.json. OUT appears only when everything succeeded; a failed run '
                     'keeps OUT.partial, and re-running the same command resumes from it.')
     convert.add_argument('cohort', type=Path, metavar='COHORT', help='cohort folder')
     convert.add_argument('out', type=Path, metavar='OUT', help='output folder (must not exist '
                          'unless --overwrite)')
     convert.add_argument('--val-fraction', type=float, default=0.25,
-                         help='share of patients in the val split (default 0.25)')
+                         help='share of ALL patients in the val split (default 0.25)')
+    convert.add_argument('--test-fraction', type=float, default=0.0,
+                         help='share of ALL patients held out in a test split, drawn first '
+                              '(stratified by msom) and written as test.json; val + test '
+                              'must be below 1 (default 0: no test split)')
     convert.add_argument('--seed', type=int, default=0, help='split seed (default 0)')
     convert.add_argument('--workers', type=positive_int, default=1,
                          help='patients converted in parallel processes (default 1)')
     convert.add_argument('--split-file', type=Path, metavar='F',
-                         help='CSV patient_id,split (train/val); overrides the stratified split')
+                         help='CSV patient_id,split (train/val/test); overrides the '
+                              'stratified split')
     convert.add_argument('--mapping', type=Path, metavar='F',
                          help='JSON mapping of series descriptions / ROI names '
                               '(see data_prep.options)')
@@ -114,7 +120,8 @@ def run_convert(args: argparse.Namespace) -> None:
     try:
         with logging_redirect_tqdm():  # log lines above the progress bar, not through it
             summary = convert_cohort(
-                args.cohort, args.out, val_fraction=args.val_fraction, seed=args.seed,
+                args.cohort, args.out, val_fraction=args.val_fraction,
+                test_fraction=args.test_fraction, seed=args.seed,
                 workers=args.workers, split_file=args.split_file,
                 options=load_options(args.mapping), overwrite=args.overwrite,
                 skip_bad_patients=args.skip_bad_patients, progress=not args.no_progress)

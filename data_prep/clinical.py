@@ -192,7 +192,7 @@ def unmatched_patients(clinical: pd.DataFrame, image_patients: Iterable[str],
 def write_clinical(clinical: pd.DataFrame, splits: Mapping[str, str], path: Path) -> None:
     """Write the validated table, sorted by patient, with a ``split`` column.
 
-    splits: patient_id -> 'train' / 'val'; every row must have one.
+    splits: patient_id -> 'train' / 'val' / 'test'; every row must have one.
     """
     missing = sorted(set(clinical['patient_id']) - set(splits))
     if missing:

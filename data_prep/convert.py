@@ -9,6 +9,7 @@ Output (``OUT``)::
 
     <seq>/images/<patient_id>_<seq>_<index:04d>.jpg   (seq in options.sequences)
     <seq>/annotations/train.json, val.json            COCO instances (data_prep.coco_writer)
+    <seq>/annotations/test.json                       only when the test split has patients
     clinical.csv                                      validated table + split column
     manifest.json                                     per patient/sequence info + parameters
 
@@ -22,7 +23,7 @@ is complete and whose input files (names, sizes, modification times) are
 unchanged, and converts only the rest; the final assembly links the JPEGs
 (the work folders stay whole until the end), so an interruption at any point
 costs at most the patients in progress. Fragments do not depend on the split,
-so a different seed, fraction or split file re-uses all of them.
+so a different seed, fraction (val or test) or split file re-uses all of them.
 
 Bad patients: by default the first DataPrepError stops the run. With
 ``skip_bad_patients`` a patient whose clinical row, folder or images are bad is
@@ -41,6 +42,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -58,7 +60,14 @@ from data_prep.clinical import (
 from data_prep.coco_writer import dumps_json, to_json_value, write_json
 from data_prep.options import PrepOptions, load_options
 from data_prep.patient import prepare_patient
-from data_prep.split import SPLITS, patients_by_split, read_split_file, stratified_split
+from data_prep.split import (
+    REQUIRED_SPLITS,
+    SPLITS,
+    check_fractions,
+    patients_by_split,
+    read_split_file,
+    stratified_split,
+)
 from data_prep.types import SEQUENCES, DataPrepError, PreparedSequence
 
 logger = logging.getLogger(__name__)
@@ -75,10 +84,15 @@ _FORBIDDEN_INFO_WORDS = ('uid', 'date', 'time', 'patientname', 'birth', 'accessi
 def convert_cohort(cohort: Path, out: Path, *, val_fraction: float = 0.25, seed: int = 0,
                    workers: int = 1, split_file: Path | None = None,
                    options: PrepOptions | None = None, overwrite: bool = False,
-                   skip_bad_patients: bool = False, progress: bool = True) -> dict:
+                   skip_bad_patients: bool = False, progress: bool = True,
+                   test_fraction: float = 0.0) -> dict:
     """Convert ``cohort`` into ``out`` (layout in the module docstring); return a summary.
 
-    val_fraction, seed: stratified patient split (ignored when ``split_file`` is given).
+    val_fraction, test_fraction, seed: stratified patient split
+        (``data_prep.split.stratified_split``; both fractions are shares of the
+        whole cohort; test_fraction 0 = no test split). val_fraction is ignored
+        when ``split_file`` is given; a test_fraction above 0 with a split file
+        is refused (the file marks test patients itself).
     workers: patients converted in parallel processes (1 = in this process).
     options: conversion options; None = ``load_options(None)`` (the defaults).
     overwrite: replace an existing ``out`` (only one this function wrote, or an empty folder).
@@ -87,17 +101,20 @@ def convert_cohort(cohort: Path, out: Path, *, val_fraction: float = 0.25, seed:
         stopping the run; problems of the whole table or of the arguments still raise.
         Skipped patients are not in the split (a split file may list them).
 
-    Returns ``{'out', 'patients': {split: n}, 'sequences': {seq: {split: {'images',
-    'images_with_annotations', 'annotations'}}}, 'converted_patients', 'reused_patients',
-    'warnings', 'skipped': {patient_id: reason}}``. Raises DataPrepError on bad input
+    Returns ``{'out', 'patients': {split: n}, 'sequences': {seq: {split: {'patients',
+    'images', 'images_with_annotations', 'annotations'}}}, 'converted_patients',
+    'reused_patients', 'warnings', 'skipped': {patient_id: reason}}``; the splits are
+    'train', 'val' and, when it has patients, 'test'. Raises DataPrepError on bad input
     or arguments.
     """
     cohort, out = Path(cohort).resolve(), Path(out).resolve()
     options = load_options(None) if options is None else options
-    _check_arguments(cohort, out, workers, overwrite, options)
-    clinical, patients, skipped = _select_patients(cohort, skip_bad_patients)
     split_file = None if split_file is None else Path(split_file)
-    splits = _split(clinical, patients, split_file, set(skipped), val_fraction, seed)
+    _check_arguments(cohort, out, workers, overwrite, options)
+    _check_split_arguments(split_file, val_fraction, test_fraction)
+    clinical, patients, skipped = _select_patients(cohort, skip_bad_patients)
+    splits = _split(clinical, patients, split_file, set(skipped), val_fraction, test_fraction,
+                    seed)
 
     staging = staging_dir(out)
     run_fingerprint = _fingerprint({'mmnpc_version': __version__, 'options': options})
@@ -115,7 +132,8 @@ def convert_cohort(cohort: Path, out: Path, *, val_fraction: float = 0.25, seed:
         if not patients:
             raise DataPrepError(f'{cohort}: every patient was skipped; nothing to write')
         clinical = clinical.loc[clinical['patient_id'].isin(patients)]
-        splits = _split(clinical, patients, split_file, set(skipped), val_fraction, seed)
+        splits = _split(clinical, patients, split_file, set(skipped), val_fraction,
+                        test_fraction, seed)
 
     fragments = {pid: _read_fragment(staging, pid) for pid in patients}
     for pid, fragment in fragments.items():
@@ -123,7 +141,7 @@ def convert_cohort(cohort: Path, out: Path, *, val_fraction: float = 0.25, seed:
             logger.warning('patient %s: %s', pid, warning)
     counts = _assemble(staging, fragments, splits, options.sequences)
     write_clinical(clinical, splits, staging / 'clinical.csv')
-    parameters = {'seed': seed, 'val_fraction': val_fraction,
+    parameters = {'seed': seed, 'val_fraction': val_fraction, 'test_fraction': test_fraction,
                   'split_source': _split_source(split_file), 'options': options,
                   'jpeg_quality': coco_writer.JPEG_QUALITY,
                   'skip_bad_patients': skip_bad_patients}
@@ -211,11 +229,22 @@ def _select_patients(cohort: Path, skip_bad: bool) -> tuple[pd.DataFrame, list[s
     return clinical.loc[clinical['patient_id'].isin(patients)], patients, skipped
 
 
-def _split(clinical: pd.DataFrame, patients: list[str], split_file: Path | None,
-           skipped: set[str], val_fraction: float, seed: int) -> dict[str, str]:
-    """patient_id -> 'train'/'val' for ``patients``, from the split file or stratified."""
+def _check_split_arguments(split_file: Path | None, val_fraction: float,
+                           test_fraction: float) -> None:
+    """Refuse bad split fractions, and a test fraction given together with a split file."""
     if split_file is None:
-        return stratified_split(clinical, val_fraction, seed)
+        check_fractions(val_fraction, test_fraction)
+    elif test_fraction != 0:
+        raise DataPrepError(f'test_fraction={test_fraction} cannot be used with a split file '
+                            f'({split_file}); mark the test patients with split "test" in it')
+
+
+def _split(clinical: pd.DataFrame, patients: list[str], split_file: Path | None,
+           skipped: set[str], val_fraction: float, test_fraction: float,
+           seed: int) -> dict[str, str]:
+    """patient_id -> 'train'/'val'/'test' for ``patients``, from the split file or stratified."""
+    if split_file is None:
+        return stratified_split(clinical, val_fraction, seed, test_fraction=test_fraction)
     return read_split_file(split_file, patients, ignored=skipped)
 
 
@@ -404,6 +433,9 @@ def _assemble(staging: Path, fragments: dict[str, dict], splits: dict[str, str],
               sequences: tuple[str, ...]) -> dict:
     """Link JPEGs into ``<seq>/images`` and write ``<seq>/annotations/<split>.json``.
 
+    train.json and val.json are always written, test.json only when the test
+    split has patients (``data_prep.split.splits_in_use``).
+
     The patient work folders stay intact until the very end, so an assembly that
     is interrupted is simply redone by the next run, without converting again.
 
@@ -418,7 +450,7 @@ def _assemble(staging: Path, fragments: dict[str, dict], splits: dict[str, str],
         images_dir.mkdir(parents=True)
         annotations_dir.mkdir()
         counts[sequence] = {}
-        for split in SPLITS:
+        for split in by_split:
             records = []
             for pid in by_split[split]:
                 for record in fragments[pid]['sequences'][sequence]['slices']:
@@ -447,15 +479,23 @@ def _link(source: Path, target: Path) -> None:
 
 
 def _check_split_integrity(staging: Path, sequence: str) -> None:
-    """No patient in two splits, and exactly the referenced JPEGs on disk (written files)."""
-    patients, names = {}, set()
-    for split in SPLITS:
-        coco = json.loads((staging / sequence / 'annotations' / f'{split}.json').read_text('utf-8'))
-        patients[split] = {image['patient_id'] for image in coco['images']}
+    """On the written files: train.json and val.json (and test.json, optional) and no other
+    annotation file, no patient in two of them, exactly the referenced JPEGs on disk."""
+    annotations_dir = staging / sequence / 'annotations'
+    written = sorted(p.name for p in annotations_dir.iterdir())
+    splits = [split for split in SPLITS if f'{split}.json' in written]
+    if len(splits) != len(written) or not set(REQUIRED_SPLITS) <= set(splits):
+        raise RuntimeError(f'{sequence}: annotation files {written}; expected train.json, '
+                           'val.json and optionally test.json')
+    seen: Counter[str] = Counter()
+    names: set[str] = set()
+    for split in splits:
+        coco = json.loads((annotations_dir / f'{split}.json').read_text('utf-8'))
+        seen.update({image['patient_id'] for image in coco['images']})
         names |= {image['file_name'] for image in coco['images']}
-    shared = set.intersection(*patients.values())
+    shared = sorted(patient for patient, count in seen.items() if count > 1)
     if shared:
-        raise RuntimeError(f'{sequence}: patients in more than one split: {sorted(shared)}')
+        raise RuntimeError(f'{sequence}: patients in more than one split: {shared}')
     on_disk = {p.name for p in (staging / sequence / 'images').iterdir()}
     if on_disk != names:
         raise RuntimeError(f'{sequence}: images on disk differ from the COCO files '

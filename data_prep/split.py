@@ -1,9 +1,13 @@
-"""Patient-level train/val split: stratified by MSOM, seeded, or read from a file.
+"""Patient-level train/val/test split: stratified by MSOM, seeded, or read from a file.
 
 All slices of a patient go to one split, so no patient's images leak from
-training into validation. The default split is stratified by ``msom``
-(0 / 1 / missing as three groups) with scikit-learn's ``train_test_split``;
-a split file (CSV ``patient_id,split``) given by the user overrides it.
+training into validation or into the held-out test set. The default split is
+stratified by ``msom`` (0 / 1 / missing as three groups) with scikit-learn's
+``train_test_split``: with a ``test_fraction`` the test patients are drawn
+first (TRIPOD: a held-out set that model development never sees), then the
+rest is split into train and val. A split file (CSV ``patient_id,split``)
+given by the user overrides it. 'train' and 'val' always exist; 'test' only
+when it has patients, so a two-way split is exactly what it was before.
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ from data_prep.types import DataPrepError
 
 logger = logging.getLogger(__name__)
 
-SPLITS: tuple[str, ...] = ('train', 'val')
+SPLITS: tuple[str, ...] = ('train', 'val', 'test')
+REQUIRED_SPLITS: tuple[str, ...] = ('train', 'val')  # always present; 'test' is optional
 _POOLED = 'msom=rare'  # groups too small to stratify on their own
 
 
@@ -47,33 +52,79 @@ def _msom_label(value: object) -> str:
     return 'msom=missing' if math.isnan(number) else f'msom={number:g}'
 
 
-def stratified_split(clinical: pd.DataFrame, val_fraction: float, seed: int) -> dict[str, str]:
-    """Assign each patient to 'train' or 'val', stratified by ``msom``.
+def stratified_split(clinical: pd.DataFrame, val_fraction: float, seed: int,
+                     test_fraction: float = 0.0) -> dict[str, str]:
+    """Assign each patient to 'train', 'val' or 'test', stratified by ``msom``.
 
     clinical: table with ``patient_id`` and ``msom`` (text, '' = missing).
-    val_fraction: share of patients in 'val', in (0, 1); the val size is
-    ``ceil(val_fraction * n)`` as in scikit-learn. The same table, fraction
-    and seed always give the same split. When there are too few patients to
-    put every group into both splits, falls back to an unstratified split and
-    logs a warning. Returns patient_id -> split, sorted by patient_id.
+    val_fraction: share of the WHOLE cohort in 'val', in (0, 1).
+    test_fraction: share of the whole cohort in 'test', in [0, 1); 0 = no test split.
+    With n patients the test size is ``ceil(test_fraction * n)`` and the val
+    size ``ceil(val_fraction * n)`` (as in scikit-learn), train gets the rest;
+    the two fractions must leave at least one train patient. The test patients
+    are drawn first, then val from the others, each draw stratified by
+    ``msom_groups`` of the patients it draws from. Without a test split the
+    result is the plain train/val split. The same table, fractions and seed
+    always give the same split. When a draw has too few places to put every
+    group on both sides, it falls back to an unstratified draw and logs a
+    warning. Returns patient_id -> split, sorted by patient_id.
     """
-    if not 0.0 < val_fraction < 1.0:
-        raise DataPrepError(f'val_fraction must be between 0 and 1 (exclusive), got {val_fraction}')
+    check_fractions(val_fraction, test_fraction)
     table = clinical.sort_values('patient_id', kind='stable')
     patients = list(table['patient_id'])
-    if len(patients) < 2:
+    names = 'train, val and test' if test_fraction > 0 else 'train and val'
+    minimum = 3 if test_fraction > 0 else 2
+    if len(patients) < minimum:
+        raise DataPrepError(f'need at least {minimum} patients to split into {names}, '
+                            f'got {len(patients)}')
+    n_val = math.ceil(val_fraction * len(patients))
+    n_test = math.ceil(test_fraction * len(patients))
+    if n_val + n_test >= len(patients):
         raise DataPrepError(
-            f'need at least 2 patients to split into train and val, got {len(patients)}')
-    labels = msom_groups(table)
+            f'val_fraction={val_fraction} and test_fraction={test_fraction} leave no train '
+            f'patient among {len(patients)} (val {n_val}, test {n_test})')
+    if test_fraction == 0:
+        train, val = _draw(patients, msom_groups(table), val_fraction, seed,
+                           f'val_fraction={val_fraction}')
+        return _as_mapping(train=train, val=val)
+    rest, test = _draw(patients, msom_groups(table), n_test, seed,
+                       f'test_fraction={test_fraction}')
+    rest_table = table.loc[table['patient_id'].isin(rest)]
+    train, val = _draw(list(rest_table['patient_id']), msom_groups(rest_table), n_val, seed,
+                       f'val_fraction={val_fraction}')
+    return _as_mapping(train=train, val=val, test=test)
+
+
+def check_fractions(val_fraction: float, test_fraction: float = 0.0) -> None:
+    """Refuse split fractions outside val in (0, 1), test in [0, 1), val + test < 1."""
+    if not 0.0 < val_fraction < 1.0:
+        raise DataPrepError(f'val_fraction must be between 0 and 1 (exclusive), got {val_fraction}')
+    if not 0.0 <= test_fraction < 1.0:
+        raise DataPrepError(f'test_fraction must be in [0, 1), got {test_fraction}')
+    if val_fraction + test_fraction >= 1.0:
+        raise DataPrepError(f'val_fraction + test_fraction must be below 1 (some patients must '
+                            f'stay in train), got {val_fraction} + {test_fraction}')
+
+
+def _draw(patients: list[str], labels: list[str], size: float | int, seed: int,
+          parameter: str) -> tuple[list[str], list[str]]:
+    """(kept, drawn): ``size`` patients (a share or a count) drawn stratified by ``labels``.
+
+    Falls back to an unstratified draw, with a warning naming ``parameter``
+    ('val_fraction=0.25'), when there are fewer places on either side than groups.
+    """
     try:
-        train, val = train_test_split(patients, test_size=val_fraction, random_state=seed,
-                                      stratify=labels)
-    except ValueError as err:  # fewer val (or train) places than groups
-        logger.warning('cannot stratify %d patients by msom with val_fraction=%s (%s); '
-                       'splitting without stratification', len(patients), val_fraction, err)
-        train, val = train_test_split(patients, test_size=val_fraction, random_state=seed)
-    splits = {patient: 'train' for patient in train} | {patient: 'val' for patient in val}
-    return dict(sorted(splits.items()))
+        return train_test_split(patients, test_size=size, random_state=seed, stratify=labels)
+    except ValueError as err:  # fewer drawn (or kept) places than groups
+        logger.warning('cannot stratify %d patients by msom with %s (%s); '
+                       'splitting without stratification', len(patients), parameter, err)
+        return train_test_split(patients, test_size=size, random_state=seed)
+
+
+def _as_mapping(**patients_of: list[str]) -> dict[str, str]:
+    """patient_id -> split name, sorted by patient_id."""
+    return dict(sorted((patient, name) for name, patients in patients_of.items()
+                       for patient in patients))
 
 
 def read_split_file(path: Path, patients: list[str], *,
@@ -81,10 +132,11 @@ def read_split_file(path: Path, patients: list[str], *,
     """Read a user split (CSV with columns ``patient_id,split``) for ``patients``.
 
     Refuses (DataPrepError) a file that lists a patient twice (so no patient
-    can be in both splits), uses a split name other than 'train'/'val', omits
+    can be in two splits), uses a split name other than 'train'/'val'/'test', omits
     a cohort patient or names a patient not in the cohort. Rows of ``ignored``
-    patients (skipped ones) are accepted and dropped. Returns patient_id ->
-    split, sorted by patient_id.
+    patients (skipped ones) are accepted and dropped. An empty 'train' or 'val'
+    is logged as a warning; no 'test' patient simply means no test split.
+    Returns patient_id -> split, sorted by patient_id.
     """
     table = read_text_table(path)
     missing_columns = [name for name in ('patient_id', 'split') if name not in table.columns]
@@ -108,12 +160,19 @@ def read_split_file(path: Path, patients: list[str], *,
     if problems:
         raise DataPrepError(f'{path}: ' + '; '.join(problems))
     splits = dict(sorted(zip(table['patient_id'], table['split'])))
-    for name in SPLITS:
+    for name in REQUIRED_SPLITS:
         if name not in splits.values():
             logger.warning('%s: the %s split is empty', path, name)
     return splits
 
 
+def splits_in_use(splits: Mapping[str, str]) -> tuple[str, ...]:
+    """'train' and 'val' always, and 'test' when some patient is in it (``SPLITS`` order)."""
+    used = set(splits.values())
+    return tuple(name for name in SPLITS if name in REQUIRED_SPLITS or name in used)
+
+
 def patients_by_split(splits: Mapping[str, str]) -> dict[str, list[str]]:
-    """split -> sorted patient ids, for every name in ``SPLITS``."""
-    return {name: sorted(p for p, s in splits.items() if s == name) for name in SPLITS}
+    """split -> sorted patient ids, for every name in ``splits_in_use(splits)``."""
+    return {name: sorted(p for p, s in splits.items() if s == name)
+            for name in splits_in_use(splits)}

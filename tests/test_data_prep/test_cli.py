@@ -65,6 +65,31 @@ def test_convert_run_prints_what_it_wrote(small_cohort, tmp_path):
     assert again.returncode == 1 and 'already exists' in again.stderr, again.stderr
 
 
+def test_convert_help_offers_a_test_split():
+    result = run_cli('convert', '--help')
+    assert result.returncode == 0, result.stderr
+    assert '--test-fraction' in result.stdout and 'test.json' in result.stdout
+
+
+def test_convert_prints_the_test_split(small_cohort, tmp_path):
+    split_file = tmp_path / 'split.csv'
+    split_file.write_text('patient_id,split\nNPC001,train\nNPC002,test\n')
+    out = tmp_path / 'data'
+    result = run_cli('convert', small_cohort, out, '--split-file', split_file, '--no-progress')
+    assert result.returncode == 0, result.stderr
+    assert 'patients: 2 (train 1, val 0, test 1)' in result.stdout
+    assert f'{"cet1":<9}{"test":<7}{1:>9}' in result.stdout
+    assert (out / 'cet1' / 'annotations' / 'test.json').is_file()
+
+
+def test_convert_refuses_fractions_leaving_no_train(small_cohort, tmp_path):
+    result = run_cli('convert', small_cohort, tmp_path / 'data', '--val-fraction', '0.5',
+                     '--test-fraction', '0.5', '--no-progress')
+    assert result.returncode == 1
+    assert result.stderr.startswith('error: val_fraction + test_fraction must be below 1')
+    assert not (tmp_path / 'data').exists()
+
+
 def test_synth_command_writes_a_cohort(tmp_path):
     result = run_cli('synth', tmp_path / 'cohort', '--patients', '1', '--seed', '4',
                      '--no-progress')

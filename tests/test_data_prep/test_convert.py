@@ -256,6 +256,102 @@ def test_split_file_overrides_the_stratified_split(cohort, tmp_path, fake):
     assert manifest['parameters']['split_source'].startswith('split file sha256:')
 
 
+def coco_patients(out: Path, sequence: str) -> dict[str, set[str]]:
+    """annotation file stem -> patients of its images, for every json of one sequence."""
+    return {path.stem: {image['patient_id'] for image in json.loads(path.read_text())['images']}
+            for path in sorted((out / sequence / 'annotations').iterdir())}
+
+
+def test_test_fraction_writes_a_held_out_test_split(cohort, tmp_path, fake):
+    out = tmp_path / 'out'
+    summary = run(cohort, out, val_fraction=0.25, test_fraction=0.25, seed=1)
+    assert summary['patients'] == {'train': 4, 'val': 2, 'test': 2}  # ceil(0.25 * 8) each
+    clinical = pd.read_csv(out / 'clinical.csv', dtype=str)
+    column = dict(zip(clinical['patient_id'], clinical['split']))
+    manifest = json.loads((out / 'manifest.json').read_text())
+    assert manifest['parameters']['test_fraction'] == 0.25
+    assert {pid: entry['split'] for pid, entry in manifest['patients'].items()} == column
+    for sequence in ('t1', 't2', 'cet1'):
+        by_file = coco_patients(out, sequence)
+        assert sorted(by_file) == ['test', 'train', 'val']
+        everyone = [pid for patients in by_file.values() for pid in patients]
+        assert sorted(everyone) == sorted(column)  # every patient in exactly one file
+        assert {pid: split for split, ids in by_file.items() for pid in ids} == column
+        assert summary['sequences'][sequence]['test']['images'] == 2 * N_SLICES
+        assert manifest['counts'][sequence]['test']['patients'] == 2
+        assert len(list((out / sequence / 'images').iterdir())) == N_SLICES * 8
+
+
+def test_without_test_patients_there_is_no_test_json(cohort, tmp_path, fake):
+    out = tmp_path / 'out'
+    summary = run(cohort, out)
+    assert list(summary['patients']) == ['train', 'val']
+    clinical = pd.read_csv(out / 'clinical.csv', dtype=str)
+    assert set(clinical['split']) == {'train', 'val'}
+    manifest = json.loads((out / 'manifest.json').read_text())
+    assert manifest['parameters']['test_fraction'] == 0.0
+    for sequence in ('t1', 't2', 'cet1'):
+        assert sorted(coco_patients(out, sequence)) == ['train', 'val']
+        assert list(manifest['counts'][sequence]) == ['train', 'val']
+
+
+def test_split_file_with_test_patients_writes_test_json(cohort, tmp_path, fake):
+    split_file = tmp_path / 'split.csv'
+    names = {1: 'test', 2: 'val', 3: 'test', 4: 'val'}
+    split_file.write_text('patient_id,split\n' + ''.join(
+        f'NPC{i:03d},{names.get(i, "train")}\n' for i in range(1, 9)))
+    summary = run(cohort, tmp_path / 'out', split_file=split_file)
+    assert summary['patients'] == {'train': 4, 'val': 2, 'test': 2}
+    assert coco_patients(tmp_path / 'out', 'cet1')['test'] == {'NPC001', 'NPC003'}
+    clinical = pd.read_csv(tmp_path / 'out' / 'clinical.csv', dtype=str)
+    assert list(clinical.loc[clinical['split'] == 'test', 'patient_id']) == ['NPC001', 'NPC003']
+    with pytest.raises(DataPrepError, match='cannot be used with a split file'):
+        run(cohort, tmp_path / 'other', split_file=split_file, test_fraction=0.25)
+
+
+def test_bad_test_fraction_is_refused_before_writing(cohort, tmp_path, fake):
+    for val_fraction, test_fraction in ((0.25, 1.0), (0.6, 0.4), (0.25, -0.5)):
+        with pytest.raises(DataPrepError, match='test_fraction'):
+            run(cohort, tmp_path / 'out', val_fraction=val_fraction, test_fraction=test_fraction)
+    assert not (tmp_path / 'out').exists() and not convert.staging_dir(tmp_path / 'out').exists()
+
+
+def test_resume_with_a_test_split_reuses_the_fragments(cohort, tmp_path, monkeypatch):
+    out = tmp_path / 'out'
+    monkeypatch.setattr(convert, 'prepare_patient', failing_on('NPC008'))
+    with pytest.raises(DataPrepError):
+        run(cohort, out)  # a two-way run fails ...
+    calls = []
+
+    def counting(patient_dir, pid, options, *, require_contours=True):
+        calls.append(pid)
+        return fake_prepare(patient_dir, pid, options)
+    monkeypatch.setattr(convert, 'prepare_patient', counting)
+    run(cohort, out, test_fraction=0.25)  # ... and the three-way re-run re-uses its patients
+    assert calls == ['NPC008']
+    run(cohort, tmp_path / 'fresh', test_fraction=0.25)
+    assert tree_bytes(out) == tree_bytes(tmp_path / 'fresh')
+
+
+@pytest.mark.parametrize('files, message', [
+    ({'train': ['A'], 'val': ['B'], 'test': ['B']}, r"more than one split: \['B'\]"),
+    ({'train': ['A', 'C'], 'val': ['B'], 'test': ['C']}, r"more than one split: \['C'\]"),
+    ({'train': ['A'], 'test': ['B']}, 'expected train.json, val.json and optionally test'),
+    ({'train': ['A'], 'val': ['B'], 'holdout': ['C']}, 'expected train.json, val.json'),
+])
+def test_split_integrity_check_covers_the_test_split(tmp_path, files, message):
+    for split, patients in files.items():
+        images = [{'patient_id': pid, 'file_name': f'{pid}_t2_0000.jpg'} for pid in patients]
+        path = tmp_path / 't2' / 'annotations' / f'{split}.json'
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({'images': images}))
+        (tmp_path / 't2' / 'images').mkdir(exist_ok=True)
+        for image in images:
+            (tmp_path / 't2' / 'images' / image['file_name']).write_bytes(b'jpg')
+    with pytest.raises(RuntimeError, match=message):
+        convert._check_split_integrity(tmp_path, 't2')
+
+
 def test_bad_input_is_refused_before_writing(cohort, tmp_path, fake):
     (cohort / 'NPC099').mkdir()
     with pytest.raises(DataPrepError, match=r"without a row in clinical.csv: \['NPC099'\]"):
