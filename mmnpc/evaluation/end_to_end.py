@@ -1,0 +1,215 @@
+"""End-to-end evaluation: the score a user deploys, on a converted cohort.
+
+``tools/test.py`` scores slices chosen from the ground-truth contours. A new
+patient has no contours: ``tools/predict.py`` lets the detector choose the
+slices. This module gives every patient of a converted cohort the score
+prediction would give it -- the same function
+(:func:`mmnpc.inference.predict_patient.detect_and_score`) on the patient's
+slices in z order, read from the converter's JPEGs, which is exactly what
+prediction feeds the models after its JPEG round trip -- and, beside it, the
+contour-based score of the same model, so the two can be compared on the same
+patients.
+
+Protocol (README, "End-to-end evaluation"):
+
+* the **deployment cut-off** is Youden's J on the *training* patients'
+  end-to-end scores, never on the evaluated ones;
+* AUC with DeLong CI of both scores on the evaluated split, and the paired
+  DeLong test of their difference on the patients that have both;
+* detection coverage: the share of patients whose tumour the detector found
+  (at least one detected slice is a contoured tumour slice) and the
+  per-patient slice recall / precision against the contours;
+* a patient in whom the detector finds nothing gets no end-to-end score (as
+  in prediction); such patients are counted and left out of the end-to-end
+  AUC, with a note.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from ..datasets.slice_selection import evenly_spaced, select_slices, tumour_area_by_image
+from .binary_stats import delong_paired_test
+from .msom_report import MsomEvaluation, evaluate_patient_table
+
+ROW_COLUMNS: tuple[str, ...] = (
+    'patient_id', 'split', 'label', 'contour_score', 'end_to_end_score', 'n_slices',
+    'n_slices_looked_at', 'n_slices_detected', 'n_slices_scored', 'n_tumour_slices',
+    'n_tumour_slices_detected', 'slice_recall', 'slice_precision', 'tumour_found')
+
+
+def read_grey(path: Path) -> np.ndarray:
+    """A converter JPEG as uint8 (H, W); raises naming the file when unreadable."""
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise FileNotFoundError(f'cannot read slice image {path}')
+    return image
+
+
+def slices_by_patient(coco: dict) -> Dict[str, List[dict]]:
+    """patient_id -> every image entry of the patient, in z order (``slice_index``)."""
+    by_patient: Dict[str, List[dict]] = defaultdict(list)
+    for image in coco.get('images', []):
+        by_patient[image['patient_id']].append(image)
+    return {p: sorted(images, key=lambda im: im['slice_index'])
+            for p, images in sorted(by_patient.items())}
+
+
+def contour_slice_ids(coco: dict, dataset_cfg: Mapping, source: str) -> Dict[str, List[int]]:
+    """patient_id -> the COCO image ids the classifier's test dataset would score
+    (its ``slice_selection`` and ``max_slices_per_patient``)."""
+    chosen = select_slices(coco, dataset_cfg.get('slice_selection', 'tumour'),
+                           tuple(dataset_cfg.get('tumour_classes', ('GTV', 'GTVln'))), source)
+    kept = evenly_spaced(chosen, dataset_cfg.get('max_slices_per_patient'))
+    ids: Dict[str, List[int]] = defaultdict(list)
+    for image in kept:
+        ids[image['patient_id']].append(image['id'])
+    return dict(ids)
+
+
+@dataclass
+class CohortInputs:
+    """One split of a converted cohort: its COCO dict, file and image folder."""
+
+    split: str
+    coco: dict
+    source: str
+    image_dir: Path
+    tumour_classes: Sequence[str] = ('GTV', 'GTVln')
+    tumour_ids: set = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tumour_ids = set(tumour_area_by_image(self.coco, self.tumour_classes, self.source))
+
+
+def score_patient(images: Sequence[dict], cohort: CohortInputs, contour_ids: Sequence[int],
+                  score_fn: Callable, score_slices_fn: Callable) -> dict:
+    """One patient's row (see :data:`ROW_COLUMNS`, without id, split and label).
+
+    ``score_fn(slices) -> (found, looked, slice_scores)`` is
+    :func:`~mmnpc.inference.predict_patient.detect_and_score` bound to the
+    models; ``score_slices_fn(slices) -> probabilities`` scores given slices
+    (the contour-based score).
+    """
+    slices = [read_grey(cohort.image_dir / image['file_name']) for image in images]
+    found, looked, slice_scores = score_fn(slices)
+    position = {image['id']: k for k, image in enumerate(images)}
+    tumour = {position[i] for i in cohort.tumour_ids if i in position}
+    detected = set(found)
+    contour = [position[i] for i in contour_ids if i in position]
+    contour_scores = score_slices_fn([slices[k] for k in contour]) if contour else []
+    hits = len(tumour & detected)
+    return {
+        'contour_score': float(np.mean(contour_scores)) if len(contour_scores) else math.nan,
+        'end_to_end_score': float(np.mean(list(slice_scores.values()))) if slice_scores
+        else math.nan,
+        'n_slices': len(images), 'n_slices_looked_at': len(looked),
+        'n_slices_detected': len(detected), 'n_slices_scored': len(slice_scores),
+        'n_tumour_slices': len(tumour), 'n_tumour_slices_detected': hits,
+        'slice_recall': hits / len(tumour) if tumour else math.nan,
+        'slice_precision': hits / len(detected) if detected else math.nan,
+        'tumour_found': bool(hits)}
+
+
+def score_cohort(cohorts: Iterable[CohortInputs], dataset_cfg: Mapping,
+                 labels: Mapping[str, float], score_fn_for: Callable[[str], Callable],
+                 score_slices_fn_for: Callable[[str], Callable],
+                 progress: Optional[Callable[[Iterable], Iterable]] = None) -> pd.DataFrame:
+    """The per-patient table of every patient of ``cohorts`` (columns :data:`ROW_COLUMNS`).
+
+    ``score_fn_for(patient_id)`` / ``score_slices_fn_for(patient_id)`` return
+    the scoring functions with that patient's clinical vector bound.
+    """
+    rows = []
+    for cohort in cohorts:
+        contour_ids = contour_slice_ids(cohort.coco, dataset_cfg, cohort.source)
+        patients = slices_by_patient(cohort.coco).items()
+        for patient_id, images in (progress(patients) if progress else patients):
+            row = score_patient(images, cohort, contour_ids.get(patient_id, []),
+                                score_fn_for(patient_id), score_slices_fn_for(patient_id))
+            rows.append({'patient_id': patient_id, 'split': cohort.split,
+                         'label': int(labels[patient_id]), **row})
+    return pd.DataFrame(rows, columns=list(ROW_COLUMNS))
+
+
+@dataclass
+class EndToEndEvaluation:
+    """Result of :func:`evaluate_end_to_end`: flat ``report`` (NaN = undefined),
+    the two :class:`MsomEvaluation` s and the notes."""
+
+    report: dict
+    contour: MsomEvaluation
+    end_to_end: MsomEvaluation
+    notes: list
+
+
+def _score_table(rows: pd.DataFrame, column: str, splits: Sequence[str]) -> pd.DataFrame:
+    table = rows.loc[rows['split'].isin(splits) & np.isfinite(rows[column].astype(float)),
+                     ['patient_id', 'split', column, 'label', 'n_slices_scored']]
+    return table.rename(columns={column: 'score', 'n_slices_scored': 'n_slices'})
+
+
+def evaluate_end_to_end(rows: pd.DataFrame, eval_split: str = 'test', train_split: str = 'train',
+                        level: float = 0.95) -> EndToEndEvaluation:
+    """Contour-based and end-to-end statistics of :func:`score_cohort`'s table.
+
+    Report keys: ``contour_<key>`` and ``end_to_end_<key>`` for the keys of
+    :func:`~mmnpc.evaluation.evaluate_patient_table` (the end-to-end
+    ``cutoff`` is the **deployment cut-off**, Youden on the training
+    patients' end-to-end scores); ``paired_*`` (DeLong test of end-to-end
+    minus contour AUC on the evaluated patients with both scores);
+    ``<split>_tumour_found_share``, ``<split>_n_no_detection``,
+    ``<split>_slice_recall_mean``, ``<split>_slice_precision_mean`` for the
+    training and evaluated splits; ``eval_split``.
+    """
+    notes: List[str] = []
+    splits = (train_split, eval_split)
+    contour = evaluate_patient_table(_score_table(rows, 'contour_score', splits),
+                                     level=level, train_split=train_split, eval_split=eval_split)
+    e2e = evaluate_patient_table(_score_table(rows, 'end_to_end_score', splits),
+                                 level=level, train_split=train_split, eval_split=eval_split)
+    notes += [f'contour-based: {n}' for n in contour.notes]
+    notes += [f'end-to-end: {n}' for n in e2e.notes]
+    report: dict = {'eval_split': eval_split}
+    report.update({f'contour_{k}': v for k, v in contour.report.items() if k != 'eval_split'})
+    report.update({f'end_to_end_{k}': v for k, v in e2e.report.items() if k != 'eval_split'})
+    report['end_to_end_cutoff_rule'] = f'youden_{train_split}_end_to_end (deployment cut-off)'
+    for split in splits:
+        patients = rows[rows['split'] == split]
+        missing = int((~np.isfinite(patients['end_to_end_score'].astype(float))).sum())
+        report[f'{split}_n_patients'] = int(len(patients))
+        report[f'{split}_tumour_found_share'] = (float(patients['tumour_found'].mean())
+                                                 if len(patients) else math.nan)
+        report[f'{split}_n_no_detection'] = missing
+        report[f'{split}_slice_recall_mean'] = float(patients['slice_recall'].mean())
+        report[f'{split}_slice_precision_mean'] = float(patients['slice_precision'].mean())
+        if missing:
+            notes.append(f'{missing} of {len(patients)} {split} patients: nothing detected, so no '
+                         'end-to-end score (as in prediction); left out of the end-to-end figures')
+    both = rows[(rows['split'] == eval_split) & np.isfinite(rows['contour_score'].astype(float))
+                & np.isfinite(rows['end_to_end_score'].astype(float))]
+    paired = delong_paired_test(both['end_to_end_score'], both['contour_score'], both['label'],
+                                level)
+    report.update({'paired_n_patients': int(len(both)), 'paired_auc_difference': paired.difference,
+                   'paired_ci_low': paired.ci_low, 'paired_ci_high': paired.ci_high,
+                   'paired_z': paired.z, 'paired_p_value': paired.p_value,
+                   'paired_test': 'DeLong (1988) for correlated ROC curves, end-to-end minus '
+                                  'contour-based AUC, two-sided'})
+    return EndToEndEvaluation(report, contour, e2e, notes)
+
+
+def deployment_record(evaluation: EndToEndEvaluation, **provenance) -> dict:
+    """What ``tools/predict.py`` reads as ``deployment.json``: the deployment cut-off,
+    its rule and provenance (checkpoints, detector settings)."""
+    cutoff = evaluation.report['end_to_end_cutoff']
+    return {'cutoff': None if math.isnan(cutoff) else float(cutoff),
+            'cutoff_rule': evaluation.report['end_to_end_cutoff_rule'],
+            'n_train_patients': evaluation.report['end_to_end_n_train_patients'],
+            **provenance}

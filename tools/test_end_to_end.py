@@ -1,0 +1,188 @@
+"""End-to-end evaluation: every patient gets the score tools/predict.py would give it.
+
+    python tools/test_end_to_end.py CLS_CONFIG CLS_CKPT --det-checkpoint DET.pth \\
+        --data-root DATA --work-dir DIR [--det-config CFG] [--det-score-thr 0.5] \\
+        [--coarse-step 4] [--device cpu] [--no-deployment-file]
+
+For the training patients and the evaluated split (test; val, with a note, for a
+cohort converted without --test-fraction) of DATA, the detector chooses the slices
+and the classifier scores them, exactly as for a new patient; beside it the
+contour-based score of the same classifier. Writes to DIR:
+
+* patient_scores.csv   one row per patient: split, label, contour_score,
+                       end_to_end_score, detection counts, slice recall /
+                       precision, tumour_found, risk_group (deployment cut-off)
+* metrics.json         both AUCs with DeLong CIs, the paired DeLong test, the
+                       deployment cut-off (Youden on the training patients'
+                       end-to-end scores) and the statistics at it, detection
+                       coverage; every number recomputable from the CSV
+* end_to_end_scores.csv, roc.png, survival/   the end-to-end risk groups
+* deployment.json      the deployment cut-off, also written beside CLS_CKPT
+                       (unless --no-deployment-file), where tools/predict.py finds it
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from functools import partial
+from pathlib import Path
+
+from _common import headless_matplotlib
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='end-to-end (detector-selected) evaluation')
+    parser.add_argument('config', type=Path, help='stage-2 (msom_*) config')
+    parser.add_argument('checkpoint', type=Path, help='stage-2 checkpoint')
+    parser.add_argument('--det-checkpoint', required=True, type=Path, help='stage-1 checkpoint')
+    parser.add_argument('--det-config', type=Path,
+                        help='detector config (default: the one saved in the checkpoint)')
+    parser.add_argument('--data-root', required=True, help='converter output folder')
+    parser.add_argument('--work-dir', required=True, type=Path, help='output folder')
+    parser.add_argument('--det-score-thr', type=float, default=0.5,
+                        help='a slice is used when a GTV/GTVln detection scores >= this (0.5)')
+    parser.add_argument('--coarse-step', type=int, default=4,
+                        help='first every N-th slice, then near hits (4), as tools/predict.py')
+    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
+    parser.add_argument('--no-deployment-file', action='store_true',
+                        help='do not write deployment.json beside the classifier checkpoint')
+    return parser.parse_args()
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return 'undefined' if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f'{value:.{digits}f}'
+
+
+def main() -> int:
+    args = parse_args()
+    headless_matplotlib()
+    import mmnpc  # noqa: F401  registers modules, trusted checkpoint loading
+    from mmengine.config import Config
+    from mmengine.fileio import load
+    from tqdm import tqdm
+
+    from data_prep.types import DataPrepError
+    from mmnpc.datasets.clinical_table import patient_labels, read_clinical_rows
+    from mmnpc.evaluation import write_metrics_json
+    from mmnpc.evaluation.end_to_end import (CohortInputs, deployment_record,
+                                             evaluate_end_to_end, score_cohort)
+    from mmnpc.evaluation.msom_report import MsomEvaluation, msom_summary
+    from mmnpc.evaluation.roc_plot import plot_roc
+    from mmnpc.inference.cutoff import DEPLOYMENT_FILE, checkpoint_fingerprint
+    from mmnpc.inference.predict_patient import (PredictOptions, check_same_sequence,
+                                                 detect_and_score, score_slices)
+    from mmnpc.inference.slice_detector import SliceDetector
+    from mmnpc.models import init_msom_classifier
+    from mmnpc.models.detector_transfer import check_detector_patients
+    from mmnpc.utils import resolve_test_split, set_data_root
+    from mmnpc.utils.data_root import innermost_datasets
+
+    cfg = Config.fromfile(str(args.config))
+    set_data_root(cfg, args.data_root)
+    eval_split, split_notes = resolve_test_split(cfg)
+    dataset = innermost_datasets(cfg.test_dataloader.dataset)[0]
+    data_root = Path(dataset['data_root'])
+    classifier, encoder = init_msom_classifier(cfg, str(args.checkpoint), args.device)
+    detector = SliceDetector(args.det_checkpoint, args.det_config, args.device,
+                             score_thr=args.det_score_thr)
+    try:
+        check_same_sequence(detector, cfg)
+    except ValueError as error:
+        sys.exit(str(error))
+
+    cohorts = [CohortInputs(split, load(str(data_root / ann)), str(data_root / ann),
+                            data_root / dataset['data_prefix']['img'],
+                            tuple(dataset.get('tumour_classes', ('GTV', 'GTVln'))))
+               for split, ann in dataset['ann_files'].items()]
+    evaluated = sorted({im['patient_id'] for c in cohorts if c.split != 'train'
+                        for im in c.coco['images']})
+    try:  # neither model may have been trained on an evaluated patient
+        check_detector_patients(str(args.det_checkpoint), evaluated)
+        check_detector_patients(str(args.checkpoint), evaluated)
+    except ValueError as error:
+        sys.exit(f'refused: {error}')
+    rows = read_clinical_rows(dataset['clinical_file'])
+    patients = sorted({im['patient_id'] for c in cohorts for im in c.coco['images']})
+    try:
+        labels = patient_labels(rows, patients, dataset['clinical_file'])
+    except DataPrepError as error:
+        sys.exit(str(error))
+    needs_clinical = classifier.num_clinical > 0
+    vectors = {p: encoder.encode(rows[p], p) if needs_clinical else None for p in patients}
+    options = PredictOptions(sequence=cfg.sequence, det_score_thr=args.det_score_thr,
+                             coarse_step=args.coarse_step)
+    print(f'[end-to-end] {len(patients)} patients ({", ".join(c.split for c in cohorts)}); '
+          f'detector {args.det_checkpoint}, score >= {args.det_score_thr}, coarse step '
+          f'{args.coarse_step}')
+    table = score_cohort(
+        cohorts, dataset, labels,
+        score_fn_for=lambda p: partial(detect_and_score, detector=detector,
+                                       classifier=classifier, cls_cfg=cfg,
+                                       clinical_vector=vectors[p], options=options),
+        score_slices_fn_for=lambda p: partial(score_slices, classifier=classifier, cfg=cfg,
+                                              clinical=vectors[p]),
+        progress=lambda items: tqdm(list(items), desc='patients', unit='patient'))
+    evaluation = evaluate_end_to_end(table, eval_split=eval_split)
+    evaluation.notes[:0] = split_notes
+
+    out = args.work_dir
+    out.mkdir(parents=True, exist_ok=True)
+    e2e_table = evaluation.end_to_end.table
+    risk = dict(zip(e2e_table['patient_id'], e2e_table['risk_group']))
+    table['risk_group'] = table['patient_id'].map(risk).fillna('')
+    table.to_csv(out / 'patient_scores.csv', index=False)
+    e2e_table.to_csv(out / 'end_to_end_scores.csv', index=False)
+    provenance = {'classifier_checkpoint': checkpoint_fingerprint(args.checkpoint),
+                  'detector_checkpoint': checkpoint_fingerprint(args.det_checkpoint),
+                  'classifier_config': str(args.config), 'det_score_thr': args.det_score_thr,
+                  'coarse_step': args.coarse_step, 'sequence': cfg.sequence}
+    summary = msom_summary(MsomEvaluation(evaluation.report, e2e_table, evaluation.notes))
+    summary.update(provenance)
+    write_metrics_json(summary, out / 'metrics.json')
+    plot_roc(e2e_table, out / 'roc.png', cutoff=evaluation.report['end_to_end_cutoff'],
+             splits=('train', eval_split), eval_split=eval_split)
+    deployment = deployment_record(evaluation, **provenance)
+    targets = [out / DEPLOYMENT_FILE]
+    if not args.no_deployment_file:
+        targets.append(args.checkpoint.parent / DEPLOYMENT_FILE)
+    for target in targets:
+        target.write_text(json.dumps(deployment, indent=2) + '\n', encoding='utf-8')
+    _survival(cfg, out, evaluation.report['end_to_end_cutoff'], eval_split)
+
+    r = evaluation.report
+    print(f'[end-to-end] {eval_split} patients: contour-based AUC {_fmt(r["contour_auc"])} '
+          f'({_fmt(r["contour_auc_ci_low"])}-{_fmt(r["contour_auc_ci_high"])}); end-to-end AUC '
+          f'{_fmt(r["end_to_end_auc"])} ({_fmt(r["end_to_end_auc_ci_low"])}-'
+          f'{_fmt(r["end_to_end_auc_ci_high"])}), paired DeLong p {_fmt(r["paired_p_value"])}')
+    print(f'[end-to-end] tumour found in {_fmt(r[f"{eval_split}_tumour_found_share"])} of '
+          f'{r[f"{eval_split}_n_patients"]} {eval_split} patients, mean slice recall '
+          f'{_fmt(r[f"{eval_split}_slice_recall_mean"])}; deployment cut-off '
+          f'{_fmt(r["end_to_end_cutoff"], 4)} (training patients) written to '
+          + ', '.join(str(t) for t in targets))
+    for note in evaluation.notes:
+        print(f'note: {note}')
+    return 0
+
+
+def _survival(cfg, out: Path, cutoff: float, split: str) -> None:
+    """Kaplan-Meier of the end-to-end risk groups, when the table allows it."""
+    from mmnpc.survival import has_survival_columns, run_km
+
+    clinical = Path(cfg.test_dataloader.dataset.clinical_file)
+    if not math.isfinite(cutoff) or not has_survival_columns(clinical):
+        print('survival analysis skipped: no deployment cut-off or no survival columns')
+        return
+    try:
+        run_km(out / 'end_to_end_scores.csv', clinical, out / 'survival', cutoff=cutoff,
+               split=split)
+    except ValueError as error:
+        print(f'survival analysis not written: {error}')
+        return
+    print(f'survival analysis written to {out / "survival"}')
+
+
+if __name__ == '__main__':
+    sys.exit(main())
