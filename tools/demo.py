@@ -1,10 +1,14 @@
 """Run the whole method on the built-in synthetic cohort (``make demo``).
 
 Each step is the command a user would type, printed before it runs, so the demo
-doubles as a walk-through: synthesize -> convert -> train + test the tiny
-CE-T1WI detector -> train the tiny fusion classifier from it + test it (AUC,
-ROC, Kaplan-Meier) -> predict one held-out (validation) patient from DICOM
-alone -> WORK_DIR/report.md and report.html. CPU only; every output lands under
+doubles as a walk-through: synthesize -> convert (train / val / test patients)
+-> train the tiny CE-T1WI detector, test it on the test patients -> train the
+tiny fusion classifier from it (checkpoint chosen on val), test it on the test
+patients (AUC, ROC, Kaplan-Meier) -> the baselines on the same patients
+(clinical-only logistic regression, largest-slice CNN) -> end-to-end
+evaluation (the detector chooses the slices, deployment cut-off from the
+training patients) -> paired DeLong comparison -> predict one test patient from
+DICOM alone -> WORK_DIR/report.md and report.html. CPU only; every output lands under
 ``--work-dir``. The cohort is SYNTHETIC (``python -m data_prep synth``), not
 patient data, and its numbers only show that the pipeline works.
 """
@@ -22,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DET_CONFIG = 'configs/det_cet1_tiny.py'
 CLS_CONFIG = 'configs/msom_fusion_tiny.py'
+MAXSLICE_CONFIG = 'configs/msom_maxslice_cet1_tiny.py'
 OUTCOME_COLUMNS = ('msom', 'msom_site', 'dmfs_months', 'dmfs_event', 'os_months', 'os_event',
                    'split')
 
@@ -31,6 +36,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', default='work_dirs/demo', help='where everything is written')
     parser.add_argument('--patients', type=int, default=24, help='synthetic patients')
     parser.add_argument('--seed', type=int, default=0, help='seed of cohort, split and training')
+    parser.add_argument('--test-fraction', type=float, default=0.25,
+                        help='share of patients held out as the reported test split (0.25)')
     parser.add_argument('--det-iters', type=int, help='detector iterations (default: config)')
     parser.add_argument('--cls-iters', type=int, help='classifier iterations (default: config)')
     return parser.parse_args()
@@ -47,14 +54,16 @@ def run(cmd: list[str], ok_codes: tuple[int, ...] = (0,)) -> int:
     return code
 
 
-def prepare_data(work_dir: Path, patients: int, seed: int) -> tuple[Path, Path]:
+def prepare_data(work_dir: Path, patients: int, seed: int,
+                 test_fraction: float) -> tuple[Path, Path]:
     """Synthesize the cohort and convert it; return (cohort, converter output)."""
     cohort, data = work_dir / 'cohort', work_dir / 'data'
     if not cohort.exists():
         run([sys.executable, '-m', 'data_prep', 'synth', str(cohort),
              '--patients', str(patients), '--seed', str(seed)])
     run([sys.executable, '-m', 'data_prep', 'convert', str(cohort), str(data),
-         '--seed', str(seed), '--workers', '2', '--overwrite'])
+         '--seed', str(seed), '--test-fraction', str(test_fraction), '--workers', '2',
+         '--overwrite'])
     return cohort, data
 
 
@@ -76,9 +85,12 @@ def train_and_test(config: str, data: Path, out: Path, seed: int, iters: int | N
 
 
 def held_out_patient(data: Path, work_dir: Path) -> tuple[str, Path]:
-    """The first validation patient and a JSON of its clinical predictors (no outcomes)."""
+    """The first test patient (val without a test split) and a JSON of its clinical
+    predictors (no outcomes)."""
     with open(data / 'clinical.csv', newline='') as handle:
-        rows = [row for row in csv.DictReader(handle) if row['split'] == 'val']
+        rows = list(csv.DictReader(handle))
+    split = 'test' if any(row['split'] == 'test' for row in rows) else 'val'
+    rows = [row for row in rows if row['split'] == split]
     row = rows[0]
     values = {k: (v if v != '' else None) for k, v in row.items()
               if k not in OUTCOME_COLUMNS and k != 'patient_id'}
@@ -93,14 +105,33 @@ def main() -> None:
     work_dir = work_dir if work_dir.is_absolute() else REPO / work_dir
     work_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    cohort, data = prepare_data(work_dir, args.patients, args.seed)
-    det_dir, cls_dir = work_dir / 'det_cet1_tiny', work_dir / 'msom_fusion_tiny'
+    cohort, data = prepare_data(work_dir, args.patients, args.seed, args.test_fraction)
+    dirs = {name: work_dir / name for name in ('det_cet1_tiny', 'msom_fusion_tiny',
+                                               'msom_maxslice_cet1_tiny', 'clinical_baseline',
+                                               'end_to_end', 'comparison')}
     # tools/test.py evaluates the detector right after training: skip the same
     # evaluation at the end of training (val_begin past the last iteration)
-    det_ckpt, det_metrics = train_and_test(DET_CONFIG, data, det_dir, args.seed, args.det_iters,
+    det_ckpt, det_metrics = train_and_test(DET_CONFIG, data, dirs['det_cet1_tiny'], args.seed,
+                                           args.det_iters,
                                            extra_options=['train_cfg.val_begin=1000000'])
-    cls_ckpt, cls_metrics = train_and_test(CLS_CONFIG, data, cls_dir, args.seed, args.cls_iters,
-                                           ['--det-checkpoint', str(det_ckpt)])
+    cls_ckpt, cls_metrics = train_and_test(CLS_CONFIG, data, dirs['msom_fusion_tiny'], args.seed,
+                                           args.cls_iters, ['--det-checkpoint', str(det_ckpt)])
+    # baselines on the same patients: clinical variables alone, the largest-slice CNN
+    run([sys.executable, 'tools/clinical_baseline.py', '--data-root', str(data), '--config',
+         CLS_CONFIG, '--work-dir', str(dirs['clinical_baseline'])])
+    train_and_test(MAXSLICE_CONFIG, data, dirs['msom_maxslice_cet1_tiny'], args.seed,
+                   args.cls_iters, ['--det-checkpoint', str(det_ckpt)])
+    # what a user deploys: the detector chooses the slices; deployment cut-off on train
+    run([sys.executable, 'tools/test_end_to_end.py', CLS_CONFIG, str(cls_ckpt),
+         '--det-checkpoint', str(det_ckpt), '--data-root', str(data),
+         '--work-dir', str(dirs['end_to_end'])])
+    scores = lambda name, column='': f'{dirs[name] / "patient_scores.csv"}{column}'  # noqa: E731
+    run([sys.executable, 'tools/compare_models.py', '--reference', 'fusion',
+         '--model', f'fusion={scores("msom_fusion_tiny")}',
+         '--model', f'clinical_only={scores("clinical_baseline")}',
+         '--model', f'max_slice={scores("msom_maxslice_cet1_tiny")}',
+         '--model', f'end_to_end={scores("end_to_end", ":end_to_end_score")}',
+         '--eval-split', cls_metrics.get('eval_split', 'test'), '--out', str(dirs['comparison'])])
     patient_id, clinical_json = held_out_patient(data, work_dir)
     predict_dir = work_dir / f'predict_{patient_id}'
     run([sys.executable, 'tools/predict.py', str(cohort / patient_id), '--det-checkpoint',
@@ -109,12 +140,15 @@ def main() -> None:
         ok_codes=(0, 2))
     from mmnpc.demo_report import write_demo_report
 
-    md, page = write_demo_report(work_dir, det_dir, cls_dir, predict_dir,
-                                 minutes=(time.time() - start) / 60)
+    md, page = write_demo_report(work_dir, dirs, predict_dir, minutes=(time.time() - start) / 60)
+    split = cls_metrics.get('eval_split')
+    e2e = json.loads((dirs['end_to_end'] / 'metrics.json').read_text())
     print(f'\n[demo] done in {(time.time() - start) / 60:.1f} min.')
-    print(f'  detector AP@0.5 (val)  : {det_metrics.get("mAP50")}')
-    print(f'  classifier AUC (val)   : {cls_metrics.get("auc")} '
+    print(f'  detector AP@0.5 ({det_metrics.get("split")})   : {det_metrics.get("mAP50")}')
+    print(f'  classifier AUC ({split})    : {cls_metrics.get("auc")} '
           f'[{cls_metrics.get("auc_ci_low")}, {cls_metrics.get("auc_ci_high")}]')
+    print(f'  end-to-end AUC ({split})    : {e2e.get("end_to_end_auc")} '
+          f'[{e2e.get("end_to_end_auc_ci_low")}, {e2e.get("end_to_end_auc_ci_high")}]')
     print(f'  report                 : {md}\n                           {page}')
 
 

@@ -5,6 +5,11 @@ plus ``--data-root`` and the project's result files in WORK_DIR.
         [--out preds.pkl] [--show] [--show-dir show] [--wait-time 2] [--tta]
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 
+The reported patients are the held-out test split (annotations/test.json, from
+data_prep convert --test-fraction); a cohort without one is evaluated on its
+validation split, with a note in metrics.json that those figures are
+optimistic (the checkpoint was selected on them). See mmnpc.utils.eval_split.
+
 Detector configs: metrics.json holds AP@0.5 of GTV and GTVln and their mean,
 for boxes and masks (see mmnpc.evaluation.summary); null marks a value that is
 undefined because the split has no ground truth of that class. --show-dir
@@ -12,7 +17,7 @@ draws ground truth | prediction side by side for every test slice under
 WORK_DIR/<timestamp>/SHOW_DIR.
 
 Classifier configs (top-level ``task = 'msom'``; --show, --show-dir and --tta
-do not apply): metrics.json holds the validation patients' AUC with its DeLong
+do not apply): metrics.json holds the evaluated patients' AUC with its DeLong
 95% CI, the cut-off chosen on the training patients and the precision,
 recall, specificity and accuracy at it and at the median training score
 (mmnpc.evaluation.msom_report); patient_scores.csv one row per patient
