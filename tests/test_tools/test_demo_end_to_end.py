@@ -39,13 +39,21 @@ def demo(tmp_path_factory):
 def test_demo_writes_the_report_with_every_result(demo):
     work, _, _ = demo
     report = (work / 'report.md').read_text()
-    for heading in ('Stage 1', 'Stage 2', 'Survival', 'Prediction for held-out patient'):
+    for heading in ('Stage 1', 'Stage 2', 'Survival', 'Prediction for held-out patient',
+                    'Baselines (test patients', 'End-to-end: the score a new patient gets'):
         assert heading in report
     assert (work / 'report.html').read_text().count(';base64,') >= 4  # detections, ROC, 2 KM
     det = json.loads((work / 'det_cet1_tiny' / 'metrics.json').read_text())
     assert 0.0 <= det['mAP50'] <= 1.0
     cls = json.loads((work / 'msom_fusion_tiny' / 'metrics.json').read_text())
     assert cls['n_val_patients'] == 6 and cls['cutoff'] is not None
+    assert cls['eval_split'] == 'test' and det['split'] == 'test'  # 6 of 24 held out
+    e2e = json.loads((work / 'end_to_end' / 'metrics.json').read_text())
+    assert e2e['eval_split'] == 'test' and e2e['test_n_patients'] == 6
+    assert (work / 'end_to_end' / 'deployment.json').is_file()
+    comparison = json.loads((work / 'comparison' / 'comparison.json').read_text())
+    assert [m['model'] for m in comparison['models']] == ['fusion', 'clinical_only', 'max_slice',
+                                                          'end_to_end']
     assert (work / 'msom_fusion_tiny' / 'survival' / 'survival.json').is_file()
     prediction = json.loads(next(work.glob('predict_*/prediction.json')).read_text())
     assert prediction['status'] in ('ok', 'no_tumour_detected')

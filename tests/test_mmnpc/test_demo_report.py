@@ -1,0 +1,67 @@
+"""The demo report reads what the tools write: split labels, baselines, end-to-end figures."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmnpc.demo_report import write_demo_report
+from mmnpc.evaluation.end_to_end import ROW_COLUMNS, evaluate_end_to_end
+from mmnpc.evaluation.model_comparison import compare_models
+from mmnpc.evaluation.msom_report import MsomEvaluation, msom_summary
+
+
+def _rows(seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = 30
+    labels = rng.integers(0, 2, n)
+    rows = pd.DataFrame({
+        'patient_id': [f'P{i:02d}' for i in range(n)], 'split': ['train'] * 20 + ['test'] * 10,
+        'label': labels, 'contour_score': labels * 0.3 + rng.random(n) * 0.7,
+        'end_to_end_score': labels * 0.2 + rng.random(n) * 0.8, 'n_slices': 80,
+        'n_slices_looked_at': 30, 'n_slices_detected': 12, 'n_slices_scored': 8,
+        'n_tumour_slices': 10, 'n_tumour_slices_detected': 9, 'slice_recall': 0.9,
+        'slice_precision': 0.75, 'tumour_found': True})
+    rows.loc[25, ['end_to_end_score', 'n_slices_detected', 'n_tumour_slices_detected',
+                  'slice_recall', 'slice_precision', 'tumour_found']] = [math.nan, 0, 0, 0.0,
+                                                                         math.nan, False]
+    return rows[list(ROW_COLUMNS)]
+
+
+def _dump(path: Path, record: dict) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / 'metrics.json').write_text(json.dumps(record, default=float))
+
+
+def test_report_shows_test_split_end_to_end_and_baselines(tmp_path):
+    rows = _rows()
+    evaluation = evaluate_end_to_end(rows, eval_split='test')
+    assert evaluation.report['test_n_no_detection'] == 1
+    assert any('nothing detected' in note for note in evaluation.notes)
+    summary = msom_summary(MsomEvaluation(evaluation.report, evaluation.end_to_end.table,
+                                          evaluation.notes))
+    dirs = {name: tmp_path / name for name in ('det_cet1_tiny', 'msom_fusion_tiny',
+                                               'end_to_end', 'comparison')}
+    _dump(dirs['end_to_end'], summary)
+    _dump(dirs['det_cet1_tiny'], {'split': 'test', 'mAP50': 0.5, 'GTV_AP50': 0.7,
+                                  'GTVln_AP50': 0.3, 'notes': []})
+    contour = msom_summary(evaluation.contour)
+    _dump(dirs['msom_fusion_tiny'], contour)
+    tables = {'fusion': rows.rename(columns={'contour_score': 'score'}),
+              'end_to_end': rows.rename(columns={'end_to_end_score': 'score'})}
+    result = compare_models(tables, 'fusion', 'test')
+    dirs['comparison'].mkdir()
+    (dirs['comparison'] / 'comparison.json').write_text(json.dumps(
+        {'eval_split': 'test', 'reference': 'fusion',
+         'models': json.loads(result.to_json(orient='records'))}))
+    md, _ = write_demo_report(tmp_path, dirs, tmp_path / 'no_prediction', minutes=1.0)
+    report = md.read_text()
+    assert 'Stage 1: GTV / GTVln detection (CE-T1WI, test patients)' in report
+    assert 'Stage 2: MSOM prediction (CE-T1WI + clinical, test patients' in report
+    assert 'Baselines (test patients scored by every model)' in report
+    assert 'End-to-end: the score a new patient gets (test patients)' in report
+    assert '1 of 10' in report  # test patients without any detection
+    assert f'{summary["end_to_end_auc"]:.3f}' in report and f'{contour["auc"]:.3f}' in report
