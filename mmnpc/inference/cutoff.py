@@ -9,7 +9,8 @@ checkpoint). Order of preference:
 1. ``--cutoff X`` (a number you chose yourself);
 2. ``--cutoff-file F`` (a ``deployment.json`` or a ``metrics.json``);
 3. ``deployment.json`` beside the classifier checkpoint, if it was made with
-   this classifier and this detector checkpoint (same file name and size);
+   this classifier and this detector checkpoint (same file name and size) and
+   holds a cut-off;
 4. ``metrics.json`` beside the classifier checkpoint (the contour-based
    cut-off of ``tools/test.py``), with a warning that it was fitted on
    contour-chosen slices;
@@ -81,6 +82,10 @@ def resolve_cutoff(cutoff: Optional[float], cutoff_file: Optional[Path], cls_che
     if deployment.is_file():
         problems = _deployment_matches(json.loads(deployment.read_text(encoding='utf-8')),
                                        Path(cls_checkpoint), Path(det_checkpoint))
+        record = json.loads(deployment.read_text(encoding='utf-8'))
+        if not problems and record.get('cutoff') is None:
+            problems.append('it holds no cut-off (the training patients\' end-to-end scores '
+                            'gave none: see the notes of its metrics.json)')
         if not problems:
             value, rule = _read_cutoff(deployment)
             return CutoffChoice(value, str(deployment), rule)

@@ -61,5 +61,10 @@ def test_no_cutoff_anywhere_is_refused(checkpoints):
     with pytest.raises(ValueError, match='no cut-off'):
         resolve_cutoff(None, None, cls, det)
     _deployment(cls, det, cutoff=None)  # the training patients could not give one
-    with pytest.raises(ValueError, match='no finite cutoff'):
+    with pytest.raises(ValueError, match='no cut-off.*holds no cut-off'):
         resolve_cutoff(None, None, cls, det)
+    (cls.parent / 'metrics.json').write_text(json.dumps({'cutoff': 0.4, 'cutoff_rule': 'youden_train'}))
+    choice = resolve_cutoff(None, None, cls, det)  # falls back, saying why
+    assert choice.value == 0.4 and any('holds no cut-off' in w for w in choice.warnings)
+    with pytest.raises(ValueError, match='no finite cutoff'):
+        resolve_cutoff(None, cls.parent / 'deployment.json', cls, det)  # asked for explicitly
