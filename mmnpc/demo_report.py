@@ -127,7 +127,9 @@ def comparison_blocks(comparison_dir: Path) -> list[Block]:
             Paragraph(f'Paired DeLong test against {record["reference"]}; difference = '
                       f'AUC({record["reference"]}) - AUC(model). clinical_only: logistic '
                       'regression on the same encoded clinical vector, fitted on the training '
-                      'patients; max_slice: the CNN on the largest tumour slice.'),
+                      'patients; image_only: the classifier without the clinical vector; '
+                      'max_slice: the CNN on the largest tumour slice; end_to_end: the fusion '
+                      'model on the slices the detector chose.'),
             Table(['model', 'AUC', '95% CI', 'difference', 'p', 'patients'], rows)]
 
 

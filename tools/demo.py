@@ -5,7 +5,7 @@ doubles as a walk-through: synthesize -> convert (train / val / test patients)
 -> train the tiny CE-T1WI detector, test it on the test patients -> train the
 tiny fusion classifier from it (checkpoint chosen on val), test it on the test
 patients (AUC, ROC, Kaplan-Meier) -> the baselines on the same patients
-(clinical-only logistic regression, largest-slice CNN) -> end-to-end
+(clinical-only logistic regression, image-only CNN, largest-slice CNN) -> end-to-end
 evaluation (the detector chooses the slices, deployment cut-off from the
 training patients) -> paired DeLong comparison -> predict one test patient from
 DICOM alone -> WORK_DIR/report.md and report.html. CPU only; every output lands under
@@ -26,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DET_CONFIG = 'configs/det_cet1_tiny.py'
 CLS_CONFIG = 'configs/msom_fusion_tiny.py'
+IMAGE_ONLY_CONFIG = 'configs/msom_cet1_tiny.py'
 MAXSLICE_CONFIG = 'configs/msom_maxslice_cet1_tiny.py'
 OUTCOME_COLUMNS = ('msom', 'msom_site', 'dmfs_months', 'dmfs_event', 'os_months', 'os_event',
                    'split')
@@ -107,8 +108,8 @@ def main() -> None:
     start = time.time()
     cohort, data = prepare_data(work_dir, args.patients, args.seed, args.test_fraction)
     dirs = {name: work_dir / name for name in ('det_cet1_tiny', 'msom_fusion_tiny',
-                                               'msom_maxslice_cet1_tiny', 'clinical_baseline',
-                                               'end_to_end', 'comparison')}
+                                               'msom_cet1_tiny', 'msom_maxslice_cet1_tiny',
+                                               'clinical_baseline', 'end_to_end', 'comparison')}
     # tools/test.py evaluates the detector right after training: skip the same
     # evaluation at the end of training (val_begin past the last iteration)
     det_ckpt, det_metrics = train_and_test(DET_CONFIG, data, dirs['det_cet1_tiny'], args.seed,
@@ -116,11 +117,14 @@ def main() -> None:
                                            extra_options=['train_cfg.val_begin=1000000'])
     cls_ckpt, cls_metrics = train_and_test(CLS_CONFIG, data, dirs['msom_fusion_tiny'], args.seed,
                                            args.cls_iters, ['--det-checkpoint', str(det_ckpt)])
-    # baselines on the same patients: clinical variables alone, the largest-slice CNN
+    # baselines on the same patients: clinical variables alone, the image pathway alone,
+    # the largest-slice CNN
     run([sys.executable, 'tools/clinical_baseline.py', '--data-root', str(data), '--config',
          CLS_CONFIG, '--work-dir', str(dirs['clinical_baseline'])])
-    train_and_test(MAXSLICE_CONFIG, data, dirs['msom_maxslice_cet1_tiny'], args.seed,
-                   args.cls_iters, ['--det-checkpoint', str(det_ckpt)])
+    for config, name in ((IMAGE_ONLY_CONFIG, 'msom_cet1_tiny'),
+                         (MAXSLICE_CONFIG, 'msom_maxslice_cet1_tiny')):
+        train_and_test(config, data, dirs[name], args.seed, args.cls_iters,
+                       ['--det-checkpoint', str(det_ckpt)])
     # what a user deploys: the detector chooses the slices; deployment cut-off on train
     run([sys.executable, 'tools/test_end_to_end.py', CLS_CONFIG, str(cls_ckpt),
          '--det-checkpoint', str(det_ckpt), '--data-root', str(data),
@@ -129,6 +133,7 @@ def main() -> None:
     run([sys.executable, 'tools/compare_models.py', '--reference', 'fusion',
          '--model', f'fusion={scores("msom_fusion_tiny")}',
          '--model', f'clinical_only={scores("clinical_baseline")}',
+         '--model', f'image_only={scores("msom_cet1_tiny")}',
          '--model', f'max_slice={scores("msom_maxslice_cet1_tiny")}',
          '--model', f'end_to_end={scores("end_to_end", ":end_to_end_score")}',
          '--eval-split', cls_metrics.get('eval_split', 'test'), '--out', str(dirs['comparison'])])

@@ -52,8 +52,8 @@ def test_demo_writes_the_report_with_every_result(demo):
     assert e2e['eval_split'] == 'test' and e2e['test_n_patients'] == 6
     assert (work / 'end_to_end' / 'deployment.json').is_file()
     comparison = json.loads((work / 'comparison' / 'comparison.json').read_text())
-    assert [m['model'] for m in comparison['models']] == ['fusion', 'clinical_only', 'max_slice',
-                                                          'end_to_end']
+    assert [m['model'] for m in comparison['models']] == [
+        'fusion', 'clinical_only', 'image_only', 'max_slice', 'end_to_end']
     assert (work / 'msom_fusion_tiny' / 'survival' / 'survival.json').is_file()
     prediction = json.loads(next(work.glob('predict_*/prediction.json')).read_text())
     assert prediction['status'] in ('ok', 'no_tumour_detected')
