@@ -2,7 +2,7 @@
 
     python tools/test_end_to_end.py CLS_CONFIG CLS_CKPT --det-checkpoint DET.pth \\
         --data-root DATA --work-dir DIR [--det-config CFG] [--det-score-thr 0.5] \\
-        [--coarse-step 4] [--device cpu] [--no-deployment-file]
+        [--coarse-step 4] [--device cpu] [--cfg-options k=v ...] [--no-deployment-file]
 
 For the training patients and the evaluated split (test; val, with a note, for a
 cohort converted without --test-fraction) of DATA, the detector chooses the slices
@@ -29,6 +29,8 @@ import sys
 from functools import partial
 from pathlib import Path
 
+from mmengine.config import DictAction
+
 from _common import headless_matplotlib
 
 
@@ -46,6 +48,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--coarse-step', type=int, default=4,
                         help='first every N-th slice, then near hits (4), as tools/predict.py')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='K=V',
+                        help='overrides of the classifier config, as tools/test.py')
     parser.add_argument('--no-deployment-file', action='store_true',
                         help='do not write deployment.json beside the classifier checkpoint')
     return parser.parse_args()
@@ -81,6 +85,8 @@ def main() -> int:
     from mmnpc.utils.data_root import innermost_datasets
 
     cfg = Config.fromfile(str(args.config))
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     set_data_root(cfg, args.data_root)
     eval_split, split_notes = resolve_test_split(cfg)
     dataset = innermost_datasets(cfg.test_dataloader.dataset)[0]

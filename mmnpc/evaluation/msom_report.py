@@ -58,7 +58,8 @@ class MsomEvaluation:
 
 def evaluate_patient_table(table: pd.DataFrame, cutoff: Optional[float] = None,
                            level: float = 0.95, train_split: str = 'train',
-                           eval_split: str = 'val') -> MsomEvaluation:
+                           eval_split: str = 'val', require_train: bool = True
+                           ) -> MsomEvaluation:
     """Evaluate patient scores by the protocol of the module docstring.
 
     Args:
@@ -69,6 +70,10 @@ def evaluate_patient_table(table: pd.DataFrame, cutoff: Optional[float] = None,
         level: confidence level of the AUC interval.
         train_split: split whose patients choose the cut-offs.
         eval_split: split whose patients are evaluated.
+        require_train: without ``train_split`` patients and ``cutoff``, raise
+            (default); False gives a NaN cut-off with a note instead (e.g. the
+            end-to-end evaluation, where a training patient without any
+            detection has no score).
 
     Returns:
         :class:`MsomEvaluation`; ``report`` keys: ``auc``, ``auc_ci_low``,
@@ -92,7 +97,12 @@ def evaluate_patient_table(table: pd.DataFrame, cutoff: Optional[float] = None,
     train = table[table['split'] == train_split]
     evaluated = table[table['split'] == eval_split]
     notes: list[str] = []
-    cutoff, cutoff_rule = _choose_cutoff(train, cutoff, train_split, notes)
+    if not len(train) and cutoff is None and not require_train:
+        cutoff, cutoff_rule = math.nan, f'youden_{train_split}'
+        notes.append(f'no {train_split} patients: no cut-off, so no risk groups and no '
+                     'cut-off statistics')
+    else:
+        cutoff, cutoff_rule = _choose_cutoff(train, cutoff, train_split, notes)
     if len(train):
         median, median_rule = median_cutoff(train['score']), f'median_{train_split}'
     else:

@@ -65,3 +65,13 @@ def test_report_shows_test_split_end_to_end_and_baselines(tmp_path):
     assert 'End-to-end: the score a new patient gets (test patients)' in report
     assert '1 of 10' in report  # test patients without any detection
     assert f'{summary["end_to_end_auc"]:.3f}' in report and f'{contour["auc"]:.3f}' in report
+
+
+def test_no_training_patient_detected_gives_no_deployment_cutoff_not_a_crash():
+    rows = _rows()
+    rows.loc[rows['split'] == 'train', 'end_to_end_score'] = math.nan
+    evaluation = evaluate_end_to_end(rows, eval_split='test')
+    assert math.isnan(evaluation.report['end_to_end_cutoff'])
+    assert evaluation.report['train_n_no_detection'] == 20
+    assert any('no train patients: no cut-off' in note for note in evaluation.notes)
+    assert not math.isnan(evaluation.report['contour_cutoff'])
