@@ -7,8 +7,8 @@ tools/train.py plus ``--data-root`` and, for stage 2, ``--det-checkpoint``.
     python tools/train.py configs/msom_fusion.py --data-root DATA --det-checkpoint DET.pth
 
 Every checkpoint records its training patients (meta['train_patient_ids']); a
-classifier refuses a detector checkpoint trained on one of its validation
-patients (exit status 1, message on stderr).
+classifier refuses a detector checkpoint trained on one of its validation or
+test patients (exit status 1, message on stderr).
 """
 import argparse
 import os.path as osp
@@ -43,7 +43,7 @@ def parse_args() -> argparse.Namespace:
         '--det-checkpoint',
         help='stage 2 only: stage-1 detector checkpoint whose backbone and neck weights '
         'initialise the classifier (sets model.det_checkpoint); refused if the detector '
-        'was trained on a patient of the validation split')
+        'was trained on a patient of the validation or test split')
     add_common_arguments(parser)
     args = parser.parse_args()
     export_local_rank(args)

@@ -117,8 +117,8 @@ def check_detector_patients(checkpoint: Union[str, Mapping[str, Any]],
     overlap = sorted(set(recorded) & set(val_patient_ids))
     if overlap:
         raise PatientOverlapError(
-            f'{source} was trained on {len(overlap)} patient(s) of this run\'s validation split '
-            f'{overlap[:10]}{" ..." if len(overlap) > 10 else ""}: their validation results '
+            f'{source} was trained on {len(overlap)} patient(s) of this run\'s validation or '
+            f'test split {overlap[:10]}{" ..." if len(overlap) > 10 else ""}: their results '
             'would be optimistic. Train the detector on the same split as the classifier '
             '(the converter\'s train.json).')
     return sorted(recorded)
