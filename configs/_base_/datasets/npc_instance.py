@@ -73,20 +73,7 @@ val_dataloader = dict(
 # the held-out test split, or falls back to val -- saying so -- when a cohort
 # has no test split.
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/test.json',
-        data_prefix=dict(img='images/'),
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
+    val_dataloader, dataset=dict(val_dataloader['dataset'], ann_file='annotations/test.json'))
 
 # AP@0.5 per class (GTV, GTVln) and overall, box and mask, via pycocotools.
 val_evaluator = dict(
@@ -94,8 +81,4 @@ val_evaluator = dict(
     ann_file=data_root + 'annotations/val.json',
     metric=['bbox', 'segm'],
     backend_args=backend_args)
-test_evaluator = dict(
-    type='CocoAP50Metric',
-    ann_file=data_root + 'annotations/test.json',
-    metric=['bbox', 'segm'],
-    backend_args=backend_args)
+test_evaluator = dict(val_evaluator, ann_file=data_root + 'annotations/test.json')

@@ -87,22 +87,10 @@ val_dataloader = dict(
 # --test-fraction): nothing -- weights, checkpoint, cut-off -- is chosen on them.
 # tools/test.py falls back to the val split, saying so, for two-way cohorts.
 test_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        clinical_file=clinical_file,
-        # train patients choose the cut-off, test patients are evaluated
-        ann_files=dict(train='annotations/train.json', test='annotations/test.json'),
-        data_prefix=dict(img='images/'),
-        clinical_vars=clinical_vars,
-        slice_selection='tumour',
-        test_mode=True,
-        pipeline=test_pipeline))
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'],
+                 # train patients choose the cut-off, test patients are evaluated
+                 ann_files=dict(train='annotations/train.json', test='annotations/test.json')))
 
 # Patient-level AUC (mean slice score per patient), reported as msom/auc etc.;
 # validation AUC selects the checkpoint, the test split is reported.
