@@ -28,7 +28,7 @@ def _depth(path: Path) -> int:
 def test_the_issue_lists_these_configs():
     assert [p.stem for p in CONFIGS] == [
         'msom_cet1', 'msom_cet1_tiny', 'msom_fusion', 'msom_fusion_t1', 'msom_fusion_t2',
-        'msom_fusion_tiny', 'msom_maxslice_cet1', 'msom_t1', 'msom_t2']
+        'msom_fusion_tiny', 'msom_maxslice_cet1', 'msom_maxslice_cet1_tiny', 'msom_t1', 'msom_t2']
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=[p.stem for p in CONFIGS])
@@ -37,21 +37,26 @@ def test_every_config(path):
     name = path.stem
     assert cfg.task == 'msom' and _depth(path) <= 3
     assert cfg.sequence == ('cet1' if name in ('msom_cet1', 'msom_cet1_tiny', 'msom_fusion',
-                                               'msom_fusion_tiny', 'msom_maxslice_cet1')
+                                               'msom_fusion_tiny', 'msom_maxslice_cet1',
+                                               'msom_maxslice_cet1_tiny')
                             else name.split('_')[-1])
     train, val = cfg.train_dataloader.dataset, cfg.val_dataloader.dataset
     assert train.ann_files == {'train': 'annotations/train.json'}  # training patients only
     assert val.ann_files == {'train': 'annotations/train.json', 'val': 'annotations/val.json'}
-    assert cfg.test_dataloader.dataset.ann_files == val.ann_files
+    test = cfg.test_dataloader.dataset  # reported: the held-out test patients
+    assert test.ann_files == {'train': 'annotations/train.json', 'test': 'annotations/test.json'}
+    assert {k: v for k, v in test.items() if k != 'ann_files'} == {
+        k: v for k, v in val.items() if k != 'ann_files'}
     assert train.slice_selection == val.slice_selection == (
         'max_area' if 'maxslice' in name else 'tumour')
     uses_clinical = 'fusion' in name
     assert (cfg.model.clinical_vars == cfg.fusion_clinical_vars) is uses_clinical
     assert (cfg.model.clinical_vars == []) is not uses_clinical
-    assert cfg.val_evaluator.type == 'PatientAUCMetric' and cfg.test_evaluator == cfg.val_evaluator
+    assert cfg.val_evaluator == {'type': 'PatientAUCMetric', 'eval_split': 'val'}
+    assert cfg.test_evaluator == {'type': 'PatientAUCMetric', 'eval_split': 'test'}
     assert cfg.default_hooks.checkpoint.save_best == 'msom/auc'
     assert [h['type'] for h in cfg.custom_hooks] == [
-        'TrainPatientsHook', 'ClinicalEncoderHook', 'DetCheckpointGuardHook']
+        'TrainPatientsHook', 'ClinicalEncoderHook', 'DetCheckpointGuardHook', 'SplitGuardHook']
     assert cfg.train_dataloader.batch_size == 2
     size = [t for t in train.pipeline if t['type'] == 'Resize'][0]['scale']
     if name.endswith('_tiny'):
@@ -70,4 +75,4 @@ def test_data_root_sets_images_annotations_and_the_clinical_table():
     for loader in LOADERS:
         assert cfg[loader].dataset.data_root == '/data/out/t2/'
         assert cfg[loader].dataset.clinical_file == '/data/out/clinical.csv'
-    assert cfg.val_evaluator == {'type': 'PatientAUCMetric'}
+    assert cfg.val_evaluator == {'type': 'PatientAUCMetric', 'eval_split': 'val'}
