@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.pixels import get_decoder
 
 from data_prep.discover import display_name
 from data_prep.types import DataPrepError, SeriesInfo, Volume
@@ -267,15 +268,46 @@ def _without_identical_copies(datasets: list[Dataset], files: tuple[Path, ...], 
 
 
 def _pixels(ds: Dataset, path: Path, pid: str) -> np.ndarray:
-    """Rescaled float32 [j, i] pixels (signed data handled by pydicom)."""
+    """Rescaled float32 [j, i] pixels (signed data handled by pydicom).
+
+    Compressed pixel data (JPEG, JPEG-LS, JPEG 2000, RLE, deflate) is decoded by
+    pydicom's plugins, installed as dependencies (pyproject.toml). A syntax that
+    cannot be decoded raises DataPrepError naming patient, file and syntax.
+    """
     try:
         raw = ds.pixel_array
     except Exception as err:
-        raise DataPrepError(f'patient {pid}: cannot decode the pixels of '
-                            f'{display_name(path, pid)} ({err})') from err
+        raise DataPrepError(f'patient {pid}: cannot decode the pixels of file '
+                            f'{display_name(path, pid)}, {_syntax_problem(ds, err)}') from err
     if raw.shape != (int(ds.Rows), int(ds.Columns)):
         raise DataPrepError(f'patient {pid}: file {display_name(path, pid)} has pixel data of '
                             f'shape {raw.shape}, expected ({ds.Rows}, {ds.Columns})')
     slope = float(ds.get('RescaleSlope', 1) or 1)
     intercept = float(ds.get('RescaleIntercept', 0) or 0)
     return (raw.astype(np.float64) * slope + intercept).astype(np.float32)
+
+
+def transfer_syntax_name(ds: Dataset) -> str:
+    """``'JPEG-LS Lossless Image Compression' (1.2.840.10008.1.2.4.80)``, for messages."""
+    uid = getattr(getattr(ds, 'file_meta', None), 'TransferSyntaxUID', None)
+    if uid is None:
+        return 'transfer syntax not given (no file meta information)'
+    name = uid.name if uid.name != str(uid) else 'unknown'
+    return f'transfer syntax {name!r} ({uid})'
+
+
+def _syntax_problem(ds: Dataset, err: Exception) -> str:
+    """Why the pixel data of ``ds`` could not be decoded: the syntax and what is missing."""
+    syntax = transfer_syntax_name(ds)
+    uid = getattr(getattr(ds, 'file_meta', None), 'TransferSyntaxUID', None)
+    detail = ' '.join(str(err).split())  # pydicom's messages span lines; ours is one line
+    try:
+        decoder = get_decoder(uid) if uid is not None else None
+    except (NotImplementedError, ValueError):
+        return (f'{syntax}: not a transfer syntax pydicom can decode; re-export the series '
+                f'uncompressed or in a standard syntax ({detail})')
+    if decoder is not None and not decoder.is_available:
+        return (f'{syntax}: no decoder for it is installed (reinstall this project\'s '
+                f'dependencies: pylibjpeg, pylibjpeg-libjpeg, pylibjpeg-openjpeg, '
+                f'pylibjpeg-rle, pyjpegls) ({detail})')
+    return f'{syntax} ({detail})'
