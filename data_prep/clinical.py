@@ -6,6 +6,13 @@ Cells may be empty (missing). Values are kept as the text the user wrote
 dropped columns, the sort order and the added ``split`` column. Columns not in
 ``CLINICAL_COLUMNS`` are dropped with a warning: an unknown column may hold an
 identifier (name, hospital number), and nothing unlisted reaches the output.
+
+"No value" spellings: hospital tables write a missing value in many ways. A
+cell (of any column but ``patient_id``) that reads one of ``MISSING_MARKERS``
+-- ``none``, ``NA``, ``N/A``, ``-``, ``null``, ``NaN``, in any letter case --
+is read as empty before validation, so ``msom_site`` = ``none`` with
+``msom`` = 0 is consistent, and the written table holds '' for it.
+``patient_id`` is kept as written (it names an image folder).
 """
 from __future__ import annotations
 
@@ -30,6 +37,8 @@ NUMERIC_COLUMNS: tuple[str, ...] = (
     'dmfs_months', 'dmfs_event', 'os_months', 'os_event')
 BINARY_COLUMNS: tuple[str, ...] = ('msom', 'dmfs_event', 'os_event')  # 0 / 1 / missing
 SPLIT_COLUMN = 'split'
+# Cell texts meaning "no value", compared in lower case after stripping (see the module doc).
+MISSING_MARKERS: frozenset[str] = frozenset({'none', 'na', 'n/a', '-', 'null', 'nan'})
 
 
 def read_clinical(path: Path) -> pd.DataFrame:
@@ -54,6 +63,7 @@ def load_clinical(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     is bad (and left out of the table) when its ``patient_id`` is repeated, a
     numeric column holds a non-number, an event column holds other than 0/1,
     or the outcome columns contradict each other (``outcome_problem``).
+    Cells spelling "no value" (``MISSING_MARKERS``) are empty in the result.
     """
     table = read_text_table(path)
     missing = [name for name in CLINICAL_COLUMNS if name not in table.columns]
@@ -63,7 +73,7 @@ def load_clinical(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     if unknown:
         logger.warning('%s: dropping columns not in the clinical schema (they may hold '
                        'identifiers): %s', path, unknown)
-    table = table[list(CLINICAL_COLUMNS)].reset_index(drop=True)
+    table = blank_missing_markers(table[list(CLINICAL_COLUMNS)].reset_index(drop=True))
     _check_patient_ids(table, path)
     bad_rows: dict[str, str] = {}
     for pid, rows in table.groupby('patient_id', sort=True).groups.items():
@@ -101,6 +111,19 @@ def read_text_table(path: Path) -> pd.DataFrame:
         raise DataPrepError(f'{path}: columns given more than once: {repeated}')
     table.columns = header
     return table.fillna('').apply(lambda column: column.str.strip())
+
+
+def blank_missing_markers(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with every ``MISSING_MARKERS`` cell ('NA', 'none', ...) made '' (missing).
+
+    ``patient_id`` is left alone. Cells are already stripped (``read_text_table``).
+    """
+    table = table.copy()
+    for column in table.columns:
+        if column != 'patient_id':
+            missing = table[column].str.lower().isin(MISSING_MARKERS)
+            table.loc[missing, column] = ''
+    return table
 
 
 def _row_label(table: pd.DataFrame, row: int) -> str:

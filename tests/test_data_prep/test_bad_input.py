@@ -519,7 +519,7 @@ def test_parallel_workers_skip_bad_patients_too(tmp_path):
 
 
 def test_skip_mode_leaves_out_bad_clinical_rows_and_unmatched_patients(tmp_path):
-    cohort = real_cohort(tmp_path, 4, rows={'NPC003': {'hgb': 'n/a'}})
+    cohort = real_cohort(tmp_path, 4, rows={'NPC003': {'hgb': 'pending'}})  # ('n/a' = missing)
     shutil.rmtree(cohort / 'NPC004')  # a row without images
     write_patient(cohort / 'NPC005', sequences=('t2',), seed=5)  # images without a row
     split_file = tmp_path / 'split.csv'  # may list skipped patients

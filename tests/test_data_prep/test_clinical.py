@@ -9,6 +9,7 @@ import pytest
 from data_prep.clinical import (
     CLINICAL_COLUMNS,
     check_patients_match,
+    load_clinical,
     read_clinical,
     write_clinical,
 )
@@ -109,3 +110,44 @@ def test_written_table_has_split_column_and_input_text(tmp_path):
     assert lines[2].startswith('NPC002,52,') and ',40.0,' in lines[2]
     with pytest.raises(DataPrepError, match='no split'):
         write_clinical(table, {'NPC001': 'val'}, out)
+
+
+NO_VALUE = ['none', 'None', 'NONE', 'NA', 'na', 'N/A', 'n/a', '-', 'null', 'NULL', 'NaN',
+            'nan', ' n/a ']
+
+
+@pytest.mark.parametrize('marker', NO_VALUE)
+def test_no_value_spellings_are_missing_cells(tmp_path, marker):
+    """Real tables write 'none', 'NA', 'N/A', '-', 'null', 'NaN' for an empty cell."""
+    no_metastasis = {'msom': '0', 'msom_site': marker, 'dmfs_event': '0'}
+    path = write_table(tmp_path, [
+        {'patient_id': 'NPC001', **no_metastasis},  # msom_site none + msom 0: consistent
+        {'patient_id': 'NPC002', 'hgb': marker, 'sex': marker, 'msom': marker,
+         'dmfs_months': marker, 'dmfs_event': marker, 'os_months': marker, 'os_event': marker}])
+    table = read_clinical(path)
+    assert list(table['patient_id']) == ['NPC001', 'NPC002']
+    assert table.loc[0, 'msom_site'] == '' and table.loc[0, 'msom'] == '0'
+    for column in ('hgb', 'sex', 'msom', 'dmfs_months', 'dmfs_event', 'os_months', 'os_event'):
+        assert table.loc[1, column] == '', column
+    out = tmp_path / 'out.csv'
+    write_clinical(table, {'NPC001': 'train', 'NPC002': 'val'}, out)
+    written = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(written['msom_site']) == ['', 'liver']
+    assert list(written['hgb']) == ['131', ''] and list(written['sex']) == ['M', '']
+    assert marker.strip() not in out.read_text().split(',')
+
+
+def test_no_value_spellings_do_not_hide_real_problems(tmp_path):
+    """A real site with msom 0, a time without its event and a word in a number column are
+    still problems; a patient_id spelled like a marker is an id, not a missing value."""
+    path = write_table(tmp_path, [
+        {'patient_id': 'NPC001', 'msom': '0', 'msom_site': 'bone', 'dmfs_event': '0'},
+        {'patient_id': 'NPC002', 'os_event': 'N/A'},
+        {'patient_id': 'NPC003', 'age': 'unknown'},
+        {'patient_id': 'NA'}])
+    table, bad = load_clinical(path)
+    assert list(table['patient_id']) == ['NA']
+    assert sorted(bad) == ['NPC001', 'NPC002', 'NPC003']
+    assert bad['NPC001'].endswith('patient NPC001): msom_site is given but msom is 0')
+    assert bad['NPC002'].endswith('patient NPC002): os_months is given but os_event is empty')
+    assert bad['NPC003'].endswith("patient NPC003): 'unknown' is not a number")
