@@ -17,7 +17,9 @@ from .binary_stats import delong_auc_ci, delong_paired_test
 
 COMPARISON_COLUMNS: tuple[str, ...] = (
     'model', 'n_patients', 'n_positive', 'auc', 'auc_ci_low', 'auc_ci_high',
-    'difference_vs_reference', 'difference_ci_low', 'difference_ci_high', 'p_value')
+    'difference_vs_reference', 'difference_ci_low', 'difference_ci_high', 'p_value', 'note')
+UNSCORED_NOTE = ('no evaluated patient has this score (e.g. the detector found nothing): '
+                 'left out of the comparison')
 
 
 def common_patients(tables: Mapping[str, pd.DataFrame], eval_split: str) -> pd.DataFrame:
@@ -46,24 +48,42 @@ def common_patients(tables: Mapping[str, pd.DataFrame], eval_split: str) -> pd.D
     return merged.drop(columns=label_columns).sort_values('patient_id', ignore_index=True)
 
 
+def _scores_some(table: pd.DataFrame, eval_split: str) -> bool:
+    return bool(table.loc[table['split'] == eval_split, 'score'].notna().any())
+
+
 def compare_models(tables: Mapping[str, pd.DataFrame], reference: str, eval_split: str = 'test',
                    level: float = 0.95) -> pd.DataFrame:
     """One row per model (columns :data:`COMPARISON_COLUMNS`), the reference first.
 
     ``difference_vs_reference`` is AUC(reference) - AUC(model) with its DeLong
     ``level`` interval and two-sided p-value; NaN on the reference's own row.
+    A model that scored none of the evaluated patients (an end-to-end score
+    whose detector found nothing) keeps a row of NaN with :data:`UNSCORED_NOTE`
+    and does not shrink the common patients of the others.
+
+    Raises:
+        ValueError: the reference is not among ``tables`` or scored nobody;
+            see also :func:`common_patients`.
     """
     if reference not in tables:
         raise ValueError(f'reference model {reference!r} not among {list(tables)}')
-    patients = common_patients(tables, eval_split)
+    unscored = [name for name, table in tables.items() if not _scores_some(table, eval_split)]
+    if reference in unscored:
+        raise ValueError(f'the reference model {reference!r} scored no {eval_split} patient')
+    patients = common_patients({n: t for n, t in tables.items() if n not in unscored}, eval_split)
     labels = patients['label']
     rows = []
     for name in [reference] + [n for n in tables if n != reference]:
+        if name in unscored:
+            rows.append({'model': name, 'n_patients': 0, 'n_positive': 0, 'note': UNSCORED_NOTE,
+                         **{c: float('nan') for c in COMPARISON_COLUMNS[3:-1]}})
+            continue
         interval = delong_auc_ci(patients[name], labels, level)
         row = {'model': name, 'n_patients': int(len(patients)), 'n_positive': int(labels.sum()),
                'auc': interval.auc, 'auc_ci_low': interval.ci_low, 'auc_ci_high': interval.ci_high,
                'difference_vs_reference': float('nan'), 'difference_ci_low': float('nan'),
-               'difference_ci_high': float('nan'), 'p_value': float('nan')}
+               'difference_ci_high': float('nan'), 'p_value': float('nan'), 'note': ''}
         if name != reference:
             test = delong_paired_test(patients[reference], patients[name], labels, level)
             row.update(difference_vs_reference=test.difference, difference_ci_low=test.ci_low,

@@ -63,3 +63,15 @@ def test_the_tool_writes_csv_and_json(tmp_path):
     assert [m['model'] for m in record['models']] == ['fusion', 'e2e']
     assert record['models'][0]['p_value'] is None and 0 <= record['models'][1]['p_value'] <= 1
     assert 'vs fusion: p =' in result.stdout
+
+
+def test_a_model_that_scored_nobody_keeps_a_row_and_does_not_empty_the_comparison():
+    a, b = _tables()
+    nothing = b.assign(score=np.nan)  # an end-to-end score where the detector found nothing
+    result = compare_models({'fusion': a, 'baseline': b, 'end_to_end': nothing}, 'fusion')
+    assert list(result['model']) == ['fusion', 'baseline', 'end_to_end']
+    assert result['n_patients'][2] == 0 and np.isnan(result['auc'][2])
+    assert 'left out' in result['note'][2] and result['note'][0] == ''
+    assert result['n_patients'][0] == result['n_patients'][1] > 0
+    with pytest.raises(ValueError, match='scored no test patient'):
+        compare_models({'fusion': nothing, 'baseline': b}, 'fusion')
