@@ -18,6 +18,14 @@ Messy series, and what happens (each fallback adds a warning to the manifest):
   more consecutive missing slices: error;
 * an oblique series (axes more than ``OBLIQUE_WARN_DEG`` off the patient
   axes): converted (resampled to the axial grid later) with a warning.
+
+Enhanced (multi-frame) MR files are split into one image plane per frame by
+``data_prep.multiframe`` (per-frame geometry and rescale from the functional
+groups) and the frames go through the very same checks, ordering and gap
+handling as the files of a classic series; messages name ``<file> frame <n>``.
+A series may hold several multi-frame files (or a mix with single-frame files):
+their planes are stacked together when they form one regular stack. A
+multi-frame file without functional groups (no per-frame geometry) is refused.
 """
 from __future__ import annotations
 
@@ -31,6 +39,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import get_decoder
 
 from data_prep.discover import display_name
+from data_prep.multiframe import frame_headers, frame_name, is_multiframe
 from data_prep.types import DataPrepError, SeriesInfo, Volume
 
 ORIENTATION_TOL = 1e-4  # max difference of IOP components between slices
@@ -43,11 +52,15 @@ OBLIQUE_WARN_DEG = 1.0  # axes further than this from the LPS axes are reported
 
 @dataclass
 class MrSeries:
-    """A loaded MR series; ``files``/``sop_instance_uids`` are in slice (k) order.
+    """A loaded MR series; ``files``/``sop_instance_uids``/``frame_numbers`` are in
+    slice (k) order, one entry per image plane read.
 
-    ``slice_indices[n]`` is the slice k of ``volume`` read from ``files[n]``;
-    slices of ``volume`` no file maps to were missing and are interpolated
-    (``filled_slices``).
+    ``slice_indices[n]`` is the slice k of ``volume`` read from ``files[n]``
+    (frame ``frame_numbers[n]`` of it, counted from 1, for a multi-frame file;
+    0 for a single-frame file, whose own SOPInstanceUID is
+    ``sop_instance_uids[n]``; the frames of a multi-frame file share its
+    SOPInstanceUID); slices of ``volume`` no plane maps to were missing and are
+    interpolated (``filled_slices``).
     """
 
     volume: Volume  # float32 [k, j, i], rescaled intensities
@@ -56,6 +69,7 @@ class MrSeries:
     orientation: tuple[float, ...]  # ImageOrientationPatient of the series (6)
     slice_indices: tuple[int, ...] = ()  # () = 0, 1, ... (no missing slice)
     warnings: list[str] = field(default_factory=list)
+    frame_numbers: tuple[int, ...] = ()  # () = all single-frame files
 
     @property
     def filled_slices(self) -> dict[int, tuple[int, int, float]]:
@@ -83,28 +97,61 @@ def load_mr_series(series: SeriesInfo) -> MrSeries:
     pid = series.patient_id
     warnings: list[str] = []
     datasets, paths = _without_identical_copies(_datasets(series), series.files, pid, warnings)
-    _check_consistent(datasets, paths, pid)
-    axes = slice_axes(_floats(datasets[0], 'ImageOrientationPatient', paths[0], pid),
-                      paths[0], pid)
-    positions = np.array([_floats(ds, 'ImagePositionPatient', path, pid)
-                          for ds, path in zip(datasets, paths)])
+    planes = _planes(datasets, paths, pid, warnings)
+    _check_consistent(planes, pid)
+    first = planes[0]
+    axes = slice_axes(_floats(first.header, 'ImageOrientationPatient', first.name(pid), pid),
+                      first.path, pid)
+    positions = np.array([_floats(p.header, 'ImagePositionPatient', p.name(pid), pid)
+                          for p in planes])
     order = np.argsort(positions @ axes[:, 2], kind='stable')
-    datasets, files = [datasets[k] for k in order], tuple(paths[k] for k in order)
-    row_mm, col_mm = _floats(datasets[0], 'PixelSpacing', files[0], pid)
-    indices, dz = _slice_lattice(positions[order], axes, files, pid, datasets[0], warnings,
+    planes = [planes[k] for k in order]
+    row_mm, col_mm = _floats(planes[0].header, 'PixelSpacing', planes[0].name(pid), pid)
+    indices, dz = _slice_lattice(positions[order], axes, [p.name(pid) for p in planes], pid,
+                                 planes[0].header, warnings,
                                  shear_tol_mm=0.01 + 0.1 * min(row_mm, col_mm))
-    array = _fill_missing(np.stack([_pixels(ds, path, pid) for ds, path in zip(datasets, files)]),
-                          indices)
+    array = _fill_missing(_pixel_stack(planes, pid), indices)
     angle = oblique_angle_deg(axes)
     if angle > OBLIQUE_WARN_DEG:
         warnings.append(f'oblique series ({angle:.1f} degrees off the patient axes): resampled '
                         'to the axial grid')
     volume = Volume(array=array, spacing=(col_mm, row_mm, dz),
                     origin=tuple(float(v) for v in positions[order[0]]), direction=axes)
-    return MrSeries(volume=volume, files=files,
-                    sop_instance_uids=tuple(str(ds.SOPInstanceUID) for ds in datasets),
-                    orientation=tuple(float(v) for v in datasets[0].ImageOrientationPatient),
-                    slice_indices=tuple(int(k) for k in indices), warnings=warnings)
+    return MrSeries(volume=volume, files=tuple(p.path for p in planes),
+                    sop_instance_uids=tuple(str(p.header.SOPInstanceUID) for p in planes),
+                    orientation=tuple(float(v) for v in planes[0].header.ImageOrientationPatient),
+                    slice_indices=tuple(int(k) for k in indices), warnings=warnings,
+                    frame_numbers=tuple(p.frame for p in planes))
+
+
+@dataclass(frozen=True)
+class _Plane:
+    """One image plane of a series: a single-frame file, or one frame of a multi-frame file."""
+
+    header: Dataset  # geometry, size, rescale: the file's dataset, or the frame's header
+    source: Dataset  # the file's dataset (pixel data, transfer syntax)
+    path: Path
+    frame: int = 0  # frame number (from 1) in a multi-frame file; 0 = single-frame file
+
+    def name(self, patient_id: str) -> str:
+        """The file (and frame) as messages name it."""
+        if self.frame:
+            return frame_name(self.path, patient_id, self.frame)
+        return display_name(self.path, patient_id)
+
+
+def _planes(datasets: list[Dataset], files: tuple[Path, ...], pid: str,
+            warnings: list[str]) -> list[_Plane]:
+    """Every image plane of the files: a single-frame file as it is, a multi-frame
+    file split into its frames (``multiframe.frame_headers``)."""
+    planes = []
+    for ds, path in zip(datasets, files):
+        if is_multiframe(ds):
+            planes += [_Plane(header, ds, path, n)
+                       for n, header in enumerate(frame_headers(ds, path, pid, warnings), 1)]
+        else:
+            planes.append(_Plane(ds, ds, path))
+    return planes
 
 
 def oblique_angle_deg(axes: np.ndarray) -> float:
@@ -144,28 +191,35 @@ def _read_dataset(path: Path, patient_id: str) -> Dataset:
                             f'{display_name(path, patient_id)} ({err})') from err
 
 
-def _floats(ds: Dataset, keyword: str, path: Path, patient_id: str) -> np.ndarray:
-    """A numeric multi-valued attribute as a float array; raise if absent/invalid."""
+def _floats(ds: Dataset, keyword: str, name: str, patient_id: str) -> np.ndarray:
+    """A numeric multi-valued attribute as a float array; raise if absent/invalid.
+
+    name: the file (and frame) holding ``ds``, as messages name it.
+    """
     try:
         return np.array([float(v) for v in ds[keyword].value], dtype=float)
     except (KeyError, TypeError, ValueError) as err:
-        raise DataPrepError(f'patient {patient_id}: file {display_name(path, patient_id)} has no '
-                            f'valid {keyword}') from err
+        raise DataPrepError(f'patient {patient_id}: file {name} has no valid {keyword}') from err
 
 
-def _check_consistent(datasets: list[Dataset], files: tuple[Path, ...], pid: str) -> None:
-    """All slices: single frame, grey, same Rows/Columns/PixelSpacing/orientation.
+def _check_consistent(planes: list[_Plane], pid: str) -> None:
+    """All planes: grey, same Rows/Columns/PixelSpacing/orientation; no multi-frame
+    file without functional groups.
 
-    The odd one out is named: slices are compared with the most common layout.
+    The odd one out is named: planes are compared with the most common layout.
     """
-    layouts = [_layout(ds, path, pid) for ds, path in zip(datasets, files)]
+    layouts = [_layout(plane.header, plane.name(pid), pid) for plane in planes]
     keys = [(rows, cols, tuple(np.round(np.r_[iop, spacing], 3)))
             for rows, cols, iop, spacing in layouts]
     rows0, cols0, iop0, spacing0 = layouts[keys.index(Counter(keys).most_common(1)[0][0])]
-    for ds, path, (rows, cols, iop, spacing) in zip(datasets, files, layouts):
-        name = f'patient {pid}: file {display_name(path, pid)}'
-        if int(ds.get('NumberOfFrames', 1) or 1) != 1 or int(ds.get('SamplesPerPixel', 1)) != 1:
-            raise DataPrepError(f'{name}: multi-frame or colour MR images are not supported')
+    for plane, (rows, cols, iop, spacing) in zip(planes, layouts):
+        ds = plane.header
+        name = f'patient {pid}: file {plane.name(pid)}'
+        if int(ds.get('NumberOfFrames', 1) or 1) != 1:
+            raise DataPrepError(f'{name}: multi-frame MR image without functional groups (no '
+                                'per-frame geometry) is not supported')
+        if int(ds.get('SamplesPerPixel', 1) or 1) != 1:
+            raise DataPrepError(f'{name}: colour MR images are not supported')
         if (rows, cols) != (rows0, cols0):
             raise DataPrepError(f'{name}: {rows}x{cols} pixels differ from {rows0}x{cols0} of '
                                 'the rest of the series')
@@ -176,17 +230,19 @@ def _check_consistent(datasets: list[Dataset], files: tuple[Path, ...], pid: str
             raise DataPrepError(f'{name}: PixelSpacing differs from the rest of the series')
 
 
-def _layout(ds: Dataset, path: Path, pid: str) -> tuple[int, int, np.ndarray, np.ndarray]:
-    """(Rows, Columns, ImageOrientationPatient, PixelSpacing) of one slice."""
+def _layout(ds: Dataset, name: str, pid: str) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """(Rows, Columns, ImageOrientationPatient, PixelSpacing) of one plane."""
     return (int(ds.get('Rows') or 0), int(ds.get('Columns') or 0),
-            _floats(ds, 'ImageOrientationPatient', path, pid),
-            _floats(ds, 'PixelSpacing', path, pid))
+            _floats(ds, 'ImageOrientationPatient', name, pid),
+            _floats(ds, 'PixelSpacing', name, pid))
 
 
-def _slice_lattice(positions: np.ndarray, axes: np.ndarray, files: tuple[Path, ...], pid: str,
+def _slice_lattice(positions: np.ndarray, axes: np.ndarray, names: list[str], pid: str,
                    first: Dataset, warnings: list[str],
                    shear_tol_mm: float) -> tuple[np.ndarray, float]:
     """(slice index k of each sorted position, slice spacing in mm).
+
+    names: the file (and frame) of each position, for messages.
 
     Consecutive positions are one usual (median) gap apart, or -- a missing
     slice, reported in ``warnings`` -- up to ``MAX_MISSING_SLICES + 1`` gaps.
@@ -203,11 +259,10 @@ def _slice_lattice(positions: np.ndarray, axes: np.ndarray, files: tuple[Path, .
     sideways = np.linalg.norm(offsets - np.outer(along, axes[:, 2]), axis=1)
     if sideways.max() > shear_tol_mm:
         k = int(sideways.argmax())
-        raise DataPrepError(f'patient {pid}: file {display_name(files[k], pid)} is shifted '
+        raise DataPrepError(f'patient {pid}: file {names[k]} is shifted '
                             f'{sideways[k]:.2f} mm in-plane from the first slice (sheared stack)')
     gaps = np.diff(along)
-    between = [f'{display_name(files[k], pid)} and {display_name(files[k + 1], pid)}'
-               for k in range(len(gaps))]
+    between = [f'{names[k]} and {names[k + 1]}' for k in range(len(gaps))]
     if (gaps < DUPLICATE_TOL_MM).any():
         k = int(np.argmax(gaps < DUPLICATE_TOL_MM))
         raise DataPrepError(f'patient {pid}: files {between[k]} have the same slice position')
@@ -245,6 +300,11 @@ def _fill_missing(array: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return full
 
 
+# a copy repeats these (the geometry of a single-frame or of a multi-frame file)
+_COPY_KEYWORDS = ('PixelData', 'ImagePositionPatient', 'NumberOfFrames',
+                  'PerFrameFunctionalGroupsSequence', 'SharedFunctionalGroupsSequence')
+
+
 def _without_identical_copies(datasets: list[Dataset], files: tuple[Path, ...], pid: str,
                               warnings: list[str]) -> tuple[list[Dataset], tuple[Path, ...]]:
     """Drop files repeating an earlier file's SOPInstanceUID with the same position and
@@ -259,16 +319,35 @@ def _without_identical_copies(datasets: list[Dataset], files: tuple[Path, ...], 
             continue
         first = datasets[kept[uid]]
         names = f'{display_name(files[kept[uid]], pid)} and {display_name(files[n], pid)}'
-        if (ds.get('PixelData') != first.get('PixelData')
-                or ds.get('ImagePositionPatient') != first.get('ImagePositionPatient')):
+        if any(ds.get(keyword) != first.get(keyword) for keyword in _COPY_KEYWORDS):
             raise DataPrepError(f'patient {pid}: files {names} are different images with the '
                                 'same SOPInstanceUID')
         warnings.append(f'files {names} are copies of one image; the copy is ignored')
     return [datasets[n] for n in keep], tuple(files[n] for n in keep)
 
 
-def _pixels(ds: Dataset, path: Path, pid: str) -> np.ndarray:
-    """Rescaled float32 [j, i] pixels (signed data handled by pydicom).
+def _pixel_stack(planes: list[_Plane], pid: str) -> np.ndarray:
+    """Rescaled float32 [n, j, i] pixels of ``planes``, in their order.
+
+    A multi-frame file is decoded once (pydicom gives frames x rows x columns);
+    each frame is rescaled with its own header's RescaleSlope/Intercept.
+    """
+    decoded: dict[int, np.ndarray] = {}
+    slices = []
+    for plane in planes:
+        if id(plane.source) not in decoded:
+            decoded[id(plane.source)] = _decoded(plane.source, plane.path, pid)
+        raw = decoded[id(plane.source)][max(plane.frame - 1, 0)]
+        header = plane.header
+        slope = float(header.get('RescaleSlope', 1) or 1)
+        intercept = float(header.get('RescaleIntercept', 0) or 0)
+        slices.append((raw.astype(np.float64) * slope + intercept).astype(np.float32))
+    return np.stack(slices)
+
+
+def _decoded(ds: Dataset, path: Path, pid: str) -> np.ndarray:
+    """Stored (not rescaled) pixels of one file, [frames, j, i] (signed data handled by
+    pydicom).
 
     Compressed pixel data (JPEG, JPEG-LS, JPEG 2000, RLE, deflate) is decoded by
     pydicom's plugins, installed as dependencies (pyproject.toml). A syntax that
@@ -279,12 +358,13 @@ def _pixels(ds: Dataset, path: Path, pid: str) -> np.ndarray:
     except Exception as err:
         raise DataPrepError(f'patient {pid}: cannot decode the pixels of file '
                             f'{display_name(path, pid)}, {_syntax_problem(ds, err)}') from err
-    if raw.shape != (int(ds.Rows), int(ds.Columns)):
+    n_frames = int(ds.get('NumberOfFrames', 1) or 1) if is_multiframe(ds) else 1
+    expected = (n_frames, int(ds.Rows), int(ds.Columns))
+    if raw.size != np.prod(expected) or raw.shape[-2:] != expected[1:]:
+        shape = expected[1:] if n_frames == 1 else expected
         raise DataPrepError(f'patient {pid}: file {display_name(path, pid)} has pixel data of '
-                            f'shape {raw.shape}, expected ({ds.Rows}, {ds.Columns})')
-    slope = float(ds.get('RescaleSlope', 1) or 1)
-    intercept = float(ds.get('RescaleIntercept', 0) or 0)
-    return (raw.astype(np.float64) * slope + intercept).astype(np.float32)
+                            f'shape {raw.shape}, expected {shape}')
+    return raw.reshape(expected)
 
 
 def transfer_syntax_name(ds: Dataset) -> str:
