@@ -1,29 +1,33 @@
 """Export detected GTV/GTVln masks as a DICOM RT Structure Set on the input MR series.
 
-Two steps, kept apart:
+What tools/predict.py writes (:func:`write_native_plane_rtstruct`): every
+contour lies ON an image plane of the input series and its
+ContourImageSequence names that image. The detections, made on the
+converter's 1 mm axial slices, are stacked into a 1 mm volume in LPS mm,
+sampled at the pixel centres of each native image (trilinear, >= 0.5) and
+outlined there along the native pixel edges (:mod:`mmnpc.export.native_planes`).
+This works for any orientation the converter reads (axial, reversed, coronal,
+oblique). Planning systems refuse contours that are not coplanar with the image
+they reference, and several 1 mm contours on one 3-5 mm image would be read as
+overlapping contours of one slice. Read back by the converter
+(:mod:`data_prep.rtstruct` + :mod:`data_prep.rasterize`) on the native series,
+the contours give exactly the native-grid detection mask.
+
+Lower-level, kept for callers with their own contours:
 
 1. :func:`masks_to_contours_mm` turns a bool mask of one canonical axial slice
    (the converter's 1 mm grid resized to 512 x 512, see
-   :class:`data_prep.types.PreparedSlice`) into closed planar contours in LPS mm.
-   Each contour runs along the *pixel edges* of a connected component (the
-   outline :func:`data_prep.coco_writer.edge_polygon` traces), so rasterising it
-   with the converter's pixel-centre rule (:mod:`data_prep.rasterize`) gives back
-   exactly the same pixels: no pixel centre lies on such an outline. A component
-   with a hole gives its outer outline plus one contour per hole; nested
-   contours are read by the even-odd rule (an inner contour cuts out), as
-   data_prep, Eclipse and most viewers read them. The outlines are staircases
-   of pixel edges (about 0.5 mm steps on a 512 px slice), not smoothed: a
-   smoothed outline would no longer give back the detector's pixels.
-2. :func:`write_detections_rtstruct` writes the contours as an RTSTRUCT that
-   references the input series: its Study, Series and Frame of Reference UIDs
-   come from the input headers, and every contour's ContourImageSequence names
-   the input slice nearest to it along the slice normal (the contour centroid
-   projected on the normal n = row x column direction of ImageOrientationPatient).
-   For an axial input series that is the slice whose plane is closest to the
-   contour's z. For an oblique or sagittal/coronal input series the axial
-   contour crosses several slice planes; it still references the nearest one by
-   centroid, and a viewer shows it in 3-D / on reformatted planes rather than
-   on that slice alone.
+   :class:`data_prep.types.PreparedSlice`) into closed planar contours in LPS mm
+   along the *pixel edges* (:func:`mmnpc.export.native_planes.even_odd_outlines`),
+   so rasterising them with the converter's pixel-centre rule gives back exactly
+   the same pixels. A component with a hole gives its outer outline plus one
+   contour per hole, nested inside it (a hole by the even-odd rule and by the
+   converter's nesting rule alike). The outlines are staircases of pixel edges,
+   not smoothed: a smoothed outline would no longer give back the pixels.
+2. :func:`write_detections_rtstruct` writes given contours; each contour's
+   ContourImageSequence names the input slice nearest to it along the slice
+   normal (centroid projected on n = row x column direction). Such contours lie
+   on that slice only if the caller put them there.
 
 Identity and provenance: nothing identifying is copied from the input files.
 PatientName and PatientID are the ``patient_id`` the caller passes (by default
@@ -53,24 +57,21 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import RTStructureSetStorage
-from scipy import ndimage
 
-from data_prep.coco_writer import edge_polygon
 from data_prep.dicom_writer import (STUDY_COMPONENT_SOP_CLASS_UID, ds_strings, new_rng,
                                     save_part10, uid_from_rng)
 from data_prep.mr_volume import ORIENTATION_TOL, slice_axes
-from data_prep.rasterize import polygon_mask
-from data_prep.types import CLASSES, DataPrepError
+from data_prep.types import CLASSES, DataPrepError, Volume
+from mmnpc.export.native_planes import NativePlane, even_odd_outlines, native_contours
 
 ROI_COLOURS: dict[str, list[int]] = {'GTV': [255, 0, 0], 'GTVln': [255, 255, 0]}  # RGB
 DEFAULT_ROI_PREFIX = 'AI_'
 MANUFACTURER = 'mmnpc'
 SERIES_DESCRIPTION = 'mmnpc AI detections - research use only, NOT FOR CLINICAL USE'
 STRUCTURE_SET_LABEL = 'mmnpc AI'  # SH: at most 16 characters
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
-_MAX_PASSES = 64  # nesting depth of holes in holes; real masks need 1-3
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class ReferencedSeries:
     sop_instance_uids: tuple[str, ...]
     slice_heights: np.ndarray  # mm: ImagePositionPatient . normal, ascending
     normal: np.ndarray  # LPS unit normal of the image planes (row x column direction)
+    planes: tuple[NativePlane, ...] = ()  # pixel grid of each image, same order
 
     def nearest_slice(self, points: np.ndarray) -> int:
         """Index of the slice whose plane is nearest to the centroid of ``points`` (N x 3 LPS)."""
@@ -124,32 +126,6 @@ def masks_to_contours_mm(mask: np.ndarray, origin_mm: Sequence[float],
             for ij in outlines_px]
 
 
-def even_odd_outlines(mask: np.ndarray) -> list[np.ndarray]:
-    """Pixel-edge outlines (each N x 2 (column, row) px, pixel centres at integers) whose
-    even-odd combination, rasterised by the pixel-centre rule, is exactly ``mask`` (bool H x W).
-
-    Each pass outlines the 8-connected components of the pixels still wrong
-    and toggles what those outlines cover, until nothing is wrong; the rule is
-    :func:`data_prep.rasterize.polygon_mask`, the one the converter reads
-    contours with, so the round trip is exact by construction.
-    """
-    drawn = np.zeros(mask.shape, dtype=bool)
-    outlines: list[np.ndarray] = []
-    for _ in range(_MAX_PASSES):
-        wrong = mask ^ drawn
-        if not wrong.any():
-            return outlines
-        labels, _ = ndimage.label(wrong, structure=_EIGHT_CONNECTED)
-        for label, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
-            component = labels[rows, cols] == label
-            # edge_polygon: pixel (u, v) spans [u, u+1] x [v, v+1]; here its centre is (u, v)
-            ij = np.reshape(edge_polygon(component), (-1, 2)) + (cols.start - 0.5,
-                                                                 rows.start - 0.5)
-            outlines.append(ij)
-            drawn ^= polygon_mask(ij, mask.shape)
-    raise RuntimeError(f'mask outlines did not converge in {_MAX_PASSES} passes')
-
-
 # --------------------------------------------------------------------------
 # input series
 
@@ -175,20 +151,36 @@ def read_referenced_series(series: Sequence[Path | str | Dataset],
                                     'one MR series')
     iop = _floats(first, 'ImageOrientationPatient', first_name, patient_id)
     axes = slice_axes(iop, Path(first_name), patient_id)
-    heights = []
+    heights, planes = [], []
     for name, ds in items:
         if np.abs(_floats(ds, 'ImageOrientationPatient', name, patient_id) - iop).max() \
                 > ORIENTATION_TOL:
             raise DataPrepError(f'patient {patient_id}: file {name}: ImageOrientationPatient '
                                 'differs from the rest of the input series')
-        heights.append(float(_floats(ds, 'ImagePositionPatient', name, patient_id) @ axes[:, 2]))
+        position = _floats(ds, 'ImagePositionPatient', name, patient_id)
+        heights.append(float(position @ axes[:, 2]))
+        planes.append(_plane(ds, position, axes, name, patient_id))
     order = np.argsort(heights, kind='stable')
     return ReferencedSeries(
         study_uid=str(first.StudyInstanceUID), series_uid=str(first.SeriesInstanceUID),
         frame_of_reference_uid=str(first.FrameOfReferenceUID),
         sop_class_uids=tuple(str(items[k][1].SOPClassUID) for k in order),
         sop_instance_uids=tuple(str(items[k][1].SOPInstanceUID) for k in order),
-        slice_heights=np.asarray(heights)[order], normal=axes[:, 2])
+        slice_heights=np.asarray(heights)[order], normal=axes[:, 2],
+        planes=tuple(planes[k] for k in order))
+
+
+def _plane(ds: Dataset, position: np.ndarray, axes: np.ndarray, name: str,
+           patient_id: str) -> NativePlane:
+    """The pixel grid of one image (DICOM PixelSpacing is [between rows, between columns])."""
+    row_mm, col_mm = _floats(ds, 'PixelSpacing', name, patient_id)
+    shape = _floats(ds, 'Rows', name, patient_id)[0], _floats(ds, 'Columns', name, patient_id)[0]
+    if row_mm <= 0 or col_mm <= 0 or min(shape) < 1:
+        raise DataPrepError(f'patient {patient_id}: file {name} has PixelSpacing '
+                            f'{[row_mm, col_mm]} and {shape[0]:g} x {shape[1]:g} pixels')
+    return NativePlane(sop_class_uid=str(ds.SOPClassUID), sop_instance_uid=str(ds.SOPInstanceUID),
+                       position=position, axes=axes, spacing=(float(col_mm), float(row_mm)),
+                       shape=(int(shape[0]), int(shape[1])))
 
 
 def _name(item: Path | str | Dataset, index: int) -> str:
@@ -216,7 +208,9 @@ def _header(item: Path | str | Dataset, patient_id: str, name: str) -> Dataset:
 
 def _floats(ds: Dataset, keyword: str, name: str, patient_id: str) -> np.ndarray:
     try:
-        return np.array([float(v) for v in ds[keyword].value], dtype=float)
+        value = ds[keyword].value
+        values = value if isinstance(value, (list, tuple, MultiValue)) else [value]
+        return np.array([float(v) for v in values], dtype=float)
     except (KeyError, TypeError, ValueError) as err:
         raise DataPrepError(f'patient {patient_id}: file {name} has no valid {keyword}') from err
 
@@ -247,14 +241,71 @@ def write_detections_rtstruct(out_path: Path, series: Sequence[Path | str | Data
     Returns ``out_path``. Raises ValueError for an unknown class or a malformed
     contour and DataPrepError for an inconsistent input series.
     """
+    _check_classes(rois)
+    reference = read_referenced_series(series, patient_id)
+    placed = {cls: [(reference.nearest_slice(points), points)
+                    for points in _checked_contours(cls, contours)]
+              for cls, contours in rois.items()}
+    return _write(Path(out_path), reference, placed, patient_id, roi_prefix, roi_descriptions,
+                  rng)
+
+
+def write_native_plane_rtstruct(out_path: Path, series: Sequence[Path | str | Dataset],
+                                volumes: Mapping[str, Volume | None], *, patient_id: str,
+                                roi_prefix: str = DEFAULT_ROI_PREFIX,
+                                roi_descriptions: Mapping[str, str] | None = None,
+                                rng: np.random.Generator | None = None) -> Path:
+    """Write detection masks as an RTSTRUCT whose contours lie on the input images' planes.
+
+    Args:
+        volumes: class ('GTV' / 'GTVln') -> its detection mask as a bool Volume in
+            LPS mm (e.g. :func:`mmnpc.export.native_planes.detection_volume` of
+            predict's 1 mm slices), or None; a class without any native contour
+            gives an ROI without contours.
+        series, patient_id, roi_prefix, roi_descriptions, rng, out_path: as in
+            :func:`write_detections_rtstruct`; the headers must hold
+            ImagePositionPatient, ImageOrientationPatient, PixelSpacing, Rows and
+            Columns.
+
+    Each contour is an outline of the native-grid mask of one image (see
+    :mod:`mmnpc.export.native_planes`) and references exactly that image.
+    Returns ``out_path``.
+    """
+    _check_classes(volumes)
+    reference = read_referenced_series(series, patient_id)
+    placed = {cls: native_contours(volume, reference.planes) for cls, volume in volumes.items()}
+    return _write(Path(out_path), reference, placed, patient_id, roi_prefix, roi_descriptions,
+                  rng)
+
+
+def _check_classes(rois: Mapping[str, object]) -> None:
     unknown = sorted(set(rois) - set(CLASSES))
     if unknown:
         raise ValueError(f'unknown ROI classes {unknown}; expected some of {list(CLASSES)}')
-    reference = read_referenced_series(series, patient_id)
+
+
+def _checked_contours(cls: str, contours: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The contours as float N x 3 arrays; ValueError naming the class and contour if not."""
+    checked = []
+    for index, points in enumerate(contours, start=1):
+        points = np.asarray(points, dtype=float)
+        if points.ndim != 2 or points.shape[1] != 3 or len(points) < 3 \
+                or not np.isfinite(points).all():
+            raise ValueError(f'{cls} contour {index}: need N x 3 finite LPS points with N >= 3, '
+                             f'got shape {points.shape}')
+        checked.append(points)
+    return checked
+
+
+def _write(out_path: Path, reference: ReferencedSeries,
+           placed: Mapping[str, Sequence[tuple[int, np.ndarray]]], patient_id: str,
+           roi_prefix: str, roi_descriptions: Mapping[str, str] | None,
+           rng: np.random.Generator | None) -> Path:
+    """The RTSTRUCT of ``placed``: class -> (slice index in ``reference``, N x 3 contour)."""
     rng = new_rng(rng)
     ds = _structure_set_header(reference, patient_id, rng)
     roi_items, contour_items, observation_items = [], [], []
-    for number, (cls, contours) in enumerate(rois.items(), start=1):
+    for number, (cls, contours) in enumerate(placed.items(), start=1):
         roi = Dataset()
         roi.ROINumber = number
         roi.ReferencedFrameOfReferenceUID = reference.frame_of_reference_uid
@@ -274,8 +325,8 @@ def write_detections_rtstruct(out_path: Path, series: Sequence[Path | str | Data
     ds.StructureSetROISequence = DicomSequence(roi_items)
     ds.ROIContourSequence = DicomSequence(contour_items)
     ds.RTROIObservationsSequence = DicomSequence(observation_items)
-    _save(ds, Path(out_path))
-    return Path(out_path)
+    _save(ds, out_path)
+    return out_path
 
 
 def mmnpc_version() -> str:
@@ -339,22 +390,16 @@ def _image_reference(reference: ReferencedSeries, k: int) -> Dataset:
     return item
 
 
-def _roi_contour(number: int, cls: str, contours: Sequence[np.ndarray],
+def _roi_contour(number: int, cls: str, contours: Sequence[tuple[int, np.ndarray]],
                  reference: ReferencedSeries) -> Dataset:
-    """ROIContourSequence item with every contour of one class."""
+    """ROIContourSequence item with every contour of one class, each on slice k."""
     item = Dataset()
     item.ROIDisplayColor = ROI_COLOURS[cls]
     item.ReferencedROINumber = number
     contour_items = []
-    for index, points in enumerate(contours, start=1):
-        points = np.asarray(points, dtype=float)
-        if points.ndim != 2 or points.shape[1] != 3 or len(points) < 3 \
-                or not np.isfinite(points).all():
-            raise ValueError(f'{cls} contour {index}: need N x 3 finite LPS points with N >= 3, '
-                             f'got shape {points.shape}')
+    for index, (k, points) in enumerate(contours, start=1):
         contour = Dataset()
-        contour.ContourImageSequence = DicomSequence(
-            [_image_reference(reference, reference.nearest_slice(points))])
+        contour.ContourImageSequence = DicomSequence([_image_reference(reference, k)])
         contour.ContourGeometricType = 'CLOSED_PLANAR'
         contour.NumberOfContourPoints = len(points)
         contour.ContourNumber = index

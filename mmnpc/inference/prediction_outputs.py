@@ -1,5 +1,9 @@
 """Write a patient's prediction: prediction.json, overlay PNGs and an RTSTRUCT of the detections.
 
+The RTSTRUCT's contours lie on the input series' own image planes (the
+detections of the 1 mm slices resampled to each native image, see
+:mod:`mmnpc.export.native_planes`), each referencing the image it lies on.
+
 The folder appears complete or not at all: everything is written to
 ``OUT.partial`` and renamed at the end.
 """
@@ -10,7 +14,10 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mmnpc.export import masks_to_contours_mm, write_detections_rtstruct
+import numpy as np
+
+from data_prep.types import Volume
+from mmnpc.export import detection_volume, write_native_plane_rtstruct
 from mmnpc.inference.detections_mm import describe_detections
 from mmnpc.inference.overlay import write_overlay
 from mmnpc.inference.predict_patient import PatientPrediction
@@ -57,16 +64,17 @@ def no_detection_message(pred: PatientPrediction, score_thr: Any) -> str:
             'or lower --det-score-thr.')
 
 
-def rtstruct_contours(pred: PatientPrediction, classes: Sequence[str]) -> dict[str, list]:
-    """class -> LPS mm contours of every kept detection mask."""
-    by_index = {s.index: s for s in pred.prepared.slices}
-    rois: dict[str, list] = {name: [] for name in classes}
+def detection_volumes(pred: PatientPrediction, classes: Sequence[str]) -> dict[str, Volume]:
+    """class -> bool 1 mm Volume (LPS mm) of every kept detection mask of that class
+    (the union of a slice's detections); classes without any detection are left out."""
+    per_class: dict[str, dict[int, np.ndarray]] = {name: {} for name in classes}
     for i, dets in pred.detections.items():
-        slc = by_index[i]
         for label, mask in zip(dets.labels, dets.masks):
-            rois[classes[int(label)]] += masks_to_contours_mm(mask, slc.origin_mm, slc.spacing_mm,
-                                                              slc.z_mm)
-    return {name: contours for name, contours in rois.items() if contours}
+            masks = per_class[classes[int(label)]]
+            masks[i] = masks[i] | mask if i in masks else np.asarray(mask, dtype=bool)
+    volumes = {name: detection_volume(pred.prepared.slices, masks)
+               for name, masks in per_class.items()}
+    return {name: volume for name, volume in volumes.items() if volume is not None}
 
 
 def write_prediction(out_dir: Path, pred: PatientPrediction, classes: Sequence[str],
@@ -87,8 +95,8 @@ def write_prediction(out_dir: Path, pred: PatientPrediction, classes: Sequence[s
         write_overlay(staging / f'overlays/slice_{i:04d}.png', by_index[i].image, dets, classes,
                       title)
     if pred.detections:
-        write_detections_rtstruct(staging / 'detections_rtstruct.dcm', pred.series_files,
-                                  rtstruct_contours(pred, classes), patient_id=pred.patient_id)
+        write_native_plane_rtstruct(staging / 'detections_rtstruct.dcm', pred.series_files,
+                                    detection_volumes(pred, classes), patient_id=pred.patient_id)
         record['rtstruct'] = 'detections_rtstruct.dcm'
     (staging / 'prediction.json').write_text(json.dumps(record, indent=2, allow_nan=False) + '\n')
     if out_dir.exists():

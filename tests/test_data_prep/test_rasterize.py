@@ -1,4 +1,4 @@
-"""Contour -> mask with the pixel-centre rule, even-odd holes, off-plane checks."""
+"""Contour -> mask with the pixel-centre rule, nested holes, merged overlaps, off-plane checks."""
 import numpy as np
 import pytest
 
@@ -107,4 +107,54 @@ def test_rois_of_one_class_are_or_ed_not_xor_ed():
     structure = StructureSet(rois={'GTVln': {'GTVnd_L': [a], 'GTVnd_R': [b]}})
     masks = class_masks(structure, grid)
     assert masks['GTVln'].sum() == 16 + 16 - 4
-    assert contours_to_mask([a, b], grid).sum() == 16 + 16 - 2 * 4  # one ROI: even-odd
+    assert contours_to_mask([a, b], grid).sum() == 16 + 16 - 4  # one ROI: merged as well
+
+
+def test_duplicated_contour_is_merged_not_cancelled_with_a_warning():
+    grid = _grid()
+    a = _rect(1.5, 1.5, 5.5, 5.5, 2.0)
+    warnings = []
+    mask = contours_to_mask([a, a.copy()], grid, context='patient P3, RTSTRUCT RS.dcm, ROI \'GTV\'',
+                            warnings_out=warnings)
+    assert mask.sum() == 16 and mask[1].sum() == 16  # even-odd would give nothing
+    assert warnings == ["patient P3, RTSTRUCT RS.dcm, ROI 'GTV': overlapping or duplicated "
+                        'contours merged (union), not cancelled by the even-odd rule, on '
+                        'slice(s) [1]']
+
+
+def test_partially_overlapping_contours_give_their_union():
+    grid = _grid(shape=(1, 20, 20))
+    a, b = _rect(1.5, 1.5, 9.5, 9.5, 0.0, grid), _rect(5.5, 5.5, 13.5, 12.5, 0.0, grid)
+    c = _rect(8.5, 0.5, 11.5, 3.5, 0.0, grid)  # overlaps a's corner (column 9, rows 2-3)
+    mask = contours_to_mask([a, b, c], grid)
+    expected = np.zeros((1, 20, 20), bool)
+    expected[0, 2:10, 2:10] = expected[0, 6:13, 6:14] = expected[0, 1:4, 9:12] = True
+    np.testing.assert_array_equal(mask, expected)
+
+
+def test_hole_in_two_overlapping_outlines_and_island_in_the_hole():
+    """Nesting decides: the hole lies inside both overlapping outlines (depth 1, cut out);
+    the island inside the hole (depth 2) is added back; a duplicate of the hole stays a hole."""
+    grid = _grid(shape=(1, 24, 24))
+    a, b = _rect(0.5, 0.5, 14.5, 14.5, 0.0, grid), _rect(4.5, 4.5, 18.5, 18.5, 0.0, grid)
+    hole, island = _rect(5.5, 5.5, 12.5, 12.5, 0.0, grid), _rect(7.5, 7.5, 9.5, 9.5, 0.0, grid)
+    warnings = []
+    mask = contours_to_mask([hole, island, a, b, hole.copy()], grid, context='c',
+                            warnings_out=warnings)
+    expected = np.zeros((1, 24, 24), bool)
+    expected[0, 1:15, 1:15] = expected[0, 5:19, 5:19] = True
+    expected[0, 6:13, 6:13] = False
+    expected[0, 8:10, 8:10] = True
+    np.testing.assert_array_equal(mask, expected)
+    assert len(warnings) == 1 and 'slice(s) [0]' in warnings[0]
+
+
+def test_nested_contours_sharing_vertices_still_make_a_hole():
+    """A hole whose outline touches the outer one (pixel-edge outlines of a mask do)."""
+    grid = _grid(shape=(1, 12, 12))
+    outer = _rect(0.5, 0.5, 6.5, 6.5, 0.0, grid)
+    hole = _rect(0.5, 0.5, 3.5, 3.5, 0.0, grid)  # shares a corner and two edges
+    warnings = []
+    mask = contours_to_mask([outer, hole], grid, warnings_out=warnings, context='c')
+    assert mask.sum() == 36 - 9 and not mask[0, 1:4, 1:4].any()
+    assert warnings == []

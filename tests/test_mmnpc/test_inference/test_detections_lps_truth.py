@@ -21,7 +21,9 @@ rounded off a little (symmetrically) by the bilinear interpolation:
   to better than a quarter pixel: mapping box edges as if they were pixel
   centres is off by half a pixel and fails;
 * ``centroid_lps_mm`` and the RTSTRUCT contour's centroid = the section's centre
-  within half a pixel; the contour's extent = the faces; its z = the slice z.
+  within half a pixel; the contour's extent = the faces; its z = the slice z
+  (the RTSTRUCT contours lie on the native planes: for the axial series the
+  looked-at slice is one; for the coronal one each plane gets a one-row strip).
 """
 from __future__ import annotations
 
@@ -205,18 +207,38 @@ def test_prediction_outputs_land_on_the_lesion(patient, tmp_path):
 
     rs = pydicom.dcmread(tmp_path / 'out' / 'detections_rtstruct.dcm')
     (roi,) = rs.ROIContourSequence
+    # the contours lie on the native images (the detection resampled to each), on the one
+    # each names; this detection is one 1 mm slice, at a native plane (axial) or row (coronal)
+    written = patient.written
+    for contour in roi.ContourSequence:
+        points = np.asarray(contour.ContourData, float).reshape(-1, 3)
+        (image,) = contour.ContourImageSequence
+        k = list(written.sop_instance_uids).index(image.ReferencedSOPInstanceUID)
+        assert np.abs((points - written.slice_positions[k]) @ written.slice_normal).max() < 1e-5
+    if abs(written.slice_normal[2]) < 0.5:  # coronal: one strip of one native row per plane
+        row_mm = case.spacing[1]
+        for contour in roi.ContourSequence:
+            points = np.asarray(contour.ContourData, float).reshape(-1, 3)
+            assert np.abs(points[:, 0].min() - case.lesion_lo[0]) <= 0.25 * STEP_MM
+            assert np.abs(points[:, 0].max() - case.lesion_hi[0]) <= 0.25 * STEP_MM
+            assert np.allclose(np.sort([points[:, 2].min(), points[:, 2].max()]),
+                               [case.slice_z - row_mm / 2, case.slice_z + row_mm / 2], atol=1e-5)
+            assert case.lesion_lo[1] < points[0, 1] < case.lesion_hi[1]
+        assert len(roi.ContourSequence) >= 3
+        return
     (contour,) = roi.ContourSequence  # one component without holes: one outline
     points = np.asarray(contour.ContourData, float).reshape(-1, 3)
     assert np.allclose(points[:, 2], case.slice_z, atol=1e-5)
     area, centroid = _polygon_centroid(points[:, :2])
     assert np.abs(centroid - case.centre_xy).max() <= half_px, (centroid, case.centre_xy)
-    # the outline runs along pixel edges: its extent is the lesion's faces
+    # the outline runs along native pixel edges, and the lesion's faces lie on them
     extent = np.r_[points[:, :2].min(axis=0), points[:, :2].max(axis=0)]
     assert np.abs(extent - case.extent_xy).max() <= 0.25 * STEP_MM, (extent, case.extent_xy)
-    assert area == pytest.approx(slc.masks['GTV'].sum() * STEP_MM ** 2, rel=1e-6)
-    # the contour names the native slice nearest to the lesion centre
+    x1, y1, x2, y2 = case.extent_xy
+    assert area == pytest.approx((x2 - x1) * (y2 - y1), rel=1e-6)
+    # the contour names the native slice it lies on, the one at the lesion centre's height
     centre = np.array([*case.centre_xy, case.slice_z])
-    heights = patient.written.slice_positions @ patient.written.slice_normal
-    nearest = int(np.argmin(np.abs(heights - centre @ patient.written.slice_normal)))
+    heights = written.slice_positions @ written.slice_normal
+    nearest = int(np.argmin(np.abs(heights - centre @ written.slice_normal)))
     (image,) = contour.ContourImageSequence
-    assert image.ReferencedSOPInstanceUID == patient.written.sop_instance_uids[nearest]
+    assert image.ReferencedSOPInstanceUID == written.sop_instance_uids[nearest]
