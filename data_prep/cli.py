@@ -3,15 +3,20 @@
     python -m data_prep synth OUT_DIR [--patients N] [--seed S]
     python -m data_prep convert COHORT OUT [--val-fraction F] [--test-fraction F] [--seed S]
                                 [--workers N] [--split-file F] [--mapping F] [--overwrite]
-                                [--skip-bad-patients]
+                                [--skip-bad-patients] [--sequences SEQ ...]
+                                [--series-overrides F]
+    python -m data_prep check COHORT [--mapping F] [--series-overrides F]
+                              [--sequences SEQ ...] [--json F]
 
-The work is done by ``data_prep.synth.synthesize_cohort`` and
-``data_prep.convert.convert_cohort``; bad input is reported as one
-``error:`` line and exit status 1.
+The work is done by ``data_prep.synth.synthesize_cohort``,
+``data_prep.convert.convert_cohort`` and ``data_prep.check.check_cohort``; bad
+input is reported as one ``error:`` line and exit status 1. ``check`` exits with
+1 when any patient would not convert.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -78,8 +83,36 @@ def build_parser() -> argparse.ArgumentParser:
                          help='leave out (and list in manifest.json under "skipped") each '
                               'patient whose images or clinical row are bad, instead of '
                               'stopping at the first one')
+    add_selection_arguments(convert)
     convert.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+    check = commands.add_parser(
+        'check', help='dry run: list what each patient folder holds and whether it would '
+                      'convert (nothing is written)',
+        description='For every patient of COHORT: the MR series found (description, folder, '
+                    'files, orientation, frame of reference), the sequence each was chosen for '
+                    'and why, each sequence\'s contour source and GTV/GTVln ROIs, and the '
+                    'clinical-table problems. Reads headers only; writes nothing but --json. '
+                    'Exit status 0 when every patient would convert, else 1.')
+    check.add_argument('cohort', type=Path, metavar='COHORT', help='cohort folder')
+    check.add_argument('--mapping', type=Path, metavar='F',
+                       help='JSON mapping of series descriptions / ROI names '
+                            '(see data_prep.options)')
+    add_selection_arguments(check)
+    check.add_argument('--json', type=Path, metavar='F', dest='json_out',
+                       help='also write the records as JSON to F')
     return parser
+
+
+def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """--sequences and --series-overrides (shared by ``convert`` and ``check``)."""
+    parser.add_argument('--sequences', nargs='+', metavar='SEQ', default=None,
+                        help='the sequences to convert, comma- or space-separated, among t1, '
+                             't2, cet1 (default: all three)')
+    parser.add_argument('--series-overrides', type=Path, metavar='F',
+                        help='CSV patient_id,sequence,series naming the series to use where '
+                             'several match (series = SeriesDescription, SeriesNumber or '
+                             'folder relative to the patient folder)')
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -90,12 +123,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == 'synth':
             run_synth(args)
+        elif args.command == 'check':
+            return run_check(args)
         else:
             run_convert(args)
     except DataPrepError as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     return 0
+
+
+def options_from_args(args: argparse.Namespace):
+    """PrepOptions from --mapping, --series-overrides and --sequences."""
+    from data_prep.options import load_options
+
+    return load_options(args.mapping, series_overrides=args.series_overrides,
+                        sequences=args.sequences)
 
 
 def run_synth(args: argparse.Namespace) -> None:
@@ -115,15 +158,15 @@ def run_convert(args: argparse.Namespace) -> None:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from data_prep.convert import convert_cohort, staging_dir
-    from data_prep.options import load_options
 
+    options = options_from_args(args)
     try:
         with logging_redirect_tqdm():  # log lines above the progress bar, not through it
             summary = convert_cohort(
                 args.cohort, args.out, val_fraction=args.val_fraction,
                 test_fraction=args.test_fraction, seed=args.seed,
                 workers=args.workers, split_file=args.split_file,
-                options=load_options(args.mapping), overwrite=args.overwrite,
+                options=options, overwrite=args.overwrite,
                 skip_bad_patients=args.skip_bad_patients, progress=not args.no_progress)
     except BaseException:
         staging = staging_dir(args.out)
@@ -156,3 +199,59 @@ def format_summary(summary: dict) -> str:
         lines.append(f'{len(summary["warnings"])} patients have conversion warnings '
                      '(listed per sequence in manifest.json)')
     return '\n'.join(lines)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """``check``: print the dry-run table (and write --json); 0 when all would convert."""
+    from data_prep.check import check_cohort
+
+    checks = check_cohort(args.cohort, options_from_args(args))
+    if args.json_out is not None:
+        records = {'patients': [c.to_json() for c in checks],
+                   'would_convert': sum(c.would_convert for c in checks)}
+        args.json_out.write_text(json.dumps(records, indent=2) + '\n', encoding='utf-8')
+    print(format_check(checks))
+    return 0 if all(c.would_convert for c in checks) else 1
+
+
+def format_check(checks: list) -> str:
+    """Readable report of ``check_cohort`` records: one block per patient."""
+    lines = []
+    for check in checks:
+        lines.append(f'{check.patient_id}: '
+                     f'{"would convert" if check.would_convert else "WOULD NOT CONVERT"}')
+        if check.series:
+            lines.append(f'  {"MR series":<28}{"folder":<24}{"files":>6}  {"orientation":<12}'
+                         f'{"FoR":>4}  sequence')
+        for s in check.series:
+            assigned = s.assigned or '-'
+            note = f' ({s.note})' if s.note else ''
+            lines.append(f'  {_cut(repr(s.description), 27):<28}{_cut(s.folder + "/", 23):<24}'
+                         f'{s.n_files:>6}  {s.orientation:<12}{s.frame_of_reference:>4}  '
+                         f'{assigned}{note}')
+        for rt in check.rtstructs:
+            lines.append(f'  RTSTRUCT {rt.file} (FoR {rt.frame_of_reference}): refers to '
+                         f'{rt.drawn_on + " series" if rt.drawn_on else "no chosen series"}')
+        for seq in check.sequences:
+            rejected = (seq.selection or {}).get('rejected', [])
+            chosen = seq.series or 'no series'
+            if rejected:
+                chosen += (f' [{seq.selection["reason"]}; over '
+                           f'{", ".join(repr(r["description"]) for r in rejected)}]')
+            source = seq.contours + (f' {seq.rtstruct}' if seq.rtstruct else '')
+            classes = '; '.join(f'{cls}: {", ".join(names)}'
+                                for cls, names in seq.classes.items()) or '-'
+            lines.append(f'  {seq.sequence:<5} {chosen}')
+            lines.append(f'        contours: {source}; classes: {classes}')
+        lines.append('  clinical: ' + ('; '.join(check.clinical_problems) or 'ok'))
+        for problem in check.problems:
+            if problem not in check.clinical_problems:
+                lines.append(f'  problem: {problem}')
+    bad = [c.patient_id for c in checks if not c.would_convert]
+    lines.append(f'{len(checks) - len(bad)} of {len(checks)} patients would convert'
+                 + (f'; not: {", ".join(bad)}' if bad else ''))
+    return '\n'.join(lines)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 3] + '...'

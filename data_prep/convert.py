@@ -13,6 +13,13 @@ Output (``OUT``)::
     clinical.csv                                      validated table + split column
     manifest.json                                     per patient/sequence info + parameters
 
+Only the sequences in ``options.sequences`` (``--sequences``) are looked for,
+converted and written; a cohort with CE-T1 series only converts with
+``sequences=('cet1',)``. Each sequence's manifest entry records the series chosen
+(``series_selection``: chosen and rejected candidates, the deciding rule step)
+and where its contours came from (``contour_source``); see
+``data_prep.sequences``.
+
 Atomicity and resume: everything is built in the staging folder ``OUT.partial``
 next to ``OUT`` and renamed into place at the very end, so a failed run never
 leaves an ``OUT``. Each patient is converted into
@@ -60,6 +67,7 @@ from data_prep.clinical import (
 from data_prep.coco_writer import dumps_json, to_json_value, write_json
 from data_prep.options import PrepOptions, load_options
 from data_prep.patient import prepare_patient
+from data_prep.sequences import SELECTION_RULE
 from data_prep.split import (
     REQUIRED_SPLITS,
     SPLITS,
@@ -144,7 +152,9 @@ def convert_cohort(cohort: Path, out: Path, *, val_fraction: float = 0.25, seed:
     parameters = {'seed': seed, 'val_fraction': val_fraction, 'test_fraction': test_fraction,
                   'split_source': _split_source(split_file), 'options': options,
                   'jpeg_quality': coco_writer.JPEG_QUALITY,
-                  'skip_bad_patients': skip_bad_patients}
+                  'skip_bad_patients': skip_bad_patients,
+                  'sequences': list(options.sequences),
+                  'series_selection_rule': list(SELECTION_RULE)}
     write_json(staging / 'manifest.json',
                _manifest(fragments, splits, parameters, counts, dict(sorted(skipped.items()))),
                indent=2)
@@ -212,7 +222,7 @@ def _select_patients(cohort: Path, skip_bad: bool) -> tuple[pd.DataFrame, list[s
     Without ``skip_bad`` any bad row or unmatched folder/row raises DataPrepError.
     """
     clinical, bad_rows = load_clinical(cohort / 'clinical.csv')
-    folders = _patient_folders(cohort)
+    folders = patient_folders(cohort)
     if not skip_bad:
         if bad_rows:
             raise DataPrepError('; '.join(bad_rows.values()))
@@ -254,7 +264,7 @@ def _split_source(split_file: Path | None) -> str:
     return f'split file sha256:{hashlib.sha256(split_file.read_bytes()).hexdigest()}'
 
 
-def _patient_folders(cohort: Path) -> list[str]:
+def patient_folders(cohort: Path) -> list[str]:
     """Sorted names of the patient folders (non-hidden sub-folders) of the cohort."""
     return sorted(p.name for p in cohort.iterdir() if p.is_dir() and not p.name.startswith('.'))
 

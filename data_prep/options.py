@@ -24,9 +24,22 @@ ignored. ``roi_aliases``: class -> list of ROI names. ROI names and aliases are
 compared after normalisation (lower case, spaces, '-' and '_' removed) and an
 ROI name may carry a trailing laterality/number suffix ('GTVnd_L', 'GTVln2',
 'GTVn right'); ROIs matching no class are ignored.
+
+A *series overrides file* (``--series-overrides``) names, per patient, the
+series to use for a sequence when the selection rule (``data_prep.sequences``)
+would pick another one. CSV with a header::
+
+    patient_id,sequence,series
+    NPC001,cet1,T1_FS_TRA_POST
+    NPC007,t2,5
+    NPC012,cet1,DICOM/ST000001/SE000007
+
+``series`` is matched against the SeriesDescription (exactly), the
+SeriesNumber, or the series' folder relative to the patient folder.
 """
 from __future__ import annotations
 
+import csv
 import json
 import re
 from dataclasses import dataclass, field
@@ -65,6 +78,9 @@ class PrepOptions:
     sequences: the sequences to convert for every patient.
     output_size: px, side of the square output slices.
     intensity_percentiles: (low, high) percent of in-volume voxels mapped to 1 and 255.
+    series_overrides: patient_id -> sequence -> the series to use (a SeriesDescription,
+        SeriesNumber or folder relative to the patient folder; module docstring).
+    series_overrides_file: where ``series_overrides`` came from (named in messages).
     """
 
     sequence_patterns: dict[str, list[str]] = field(
@@ -74,6 +90,8 @@ class PrepOptions:
     sequences: tuple[str, ...] = SEQUENCES
     output_size: int = OUTPUT_SIZE
     intensity_percentiles: tuple[float, float] = (0.5, 99.5)
+    series_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    series_overrides_file: str = ''
 
     def sequence_of(self, description: str) -> str | None:
         """The sequence a SeriesDescription belongs to, or None."""
@@ -98,7 +116,73 @@ def normalise_roi_name(name: str) -> str:
     return re.sub(r'[\s\-_]', '', name).lower()
 
 
-def load_options(mapping_file: Path | None) -> PrepOptions:
+def load_options(mapping_file: Path | None, *, series_overrides: Path | None = None,
+                 sequences: tuple[str, ...] | None = None) -> PrepOptions:
+    """Default options, overridden by a JSON mapping file (format: module docstring).
+
+    series_overrides: a series overrides CSV (``load_series_overrides``).
+    sequences: the sequences to convert (``parse_sequences``); None = all of SEQUENCES.
+    """
+    options = _mapped_options(mapping_file)
+    if series_overrides is not None:
+        options.series_overrides = load_series_overrides(series_overrides)
+        options.series_overrides_file = str(series_overrides)
+    if sequences is not None:
+        options.sequences = parse_sequences(sequences)
+    return options
+
+
+def parse_sequences(values: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Sequence names given comma- or space-separated ('cet1', 't2,cet1', ['t1', 't2'])
+    -> a tuple in SEQUENCES order without repeats; DataPrepError for unknown names."""
+    items = [values] if isinstance(values, str) else list(values)
+    names = [name.strip().lower() for item in items for name in re.split(r'[,\s]+', item)
+             if name.strip()]
+    unknown = sorted(set(names) - set(SEQUENCES))
+    if unknown or not names:
+        raise DataPrepError(f'sequences must be a non-empty subset of {list(SEQUENCES)} '
+                            f'(comma- or space-separated), got {items}')
+    return tuple(s for s in SEQUENCES if s in names)
+
+
+def load_series_overrides(path: Path) -> dict[str, dict[str, str]]:
+    """patient_id -> sequence -> series, from a CSV ``patient_id,sequence,series``.
+
+    Raises DataPrepError naming the file (and line) for a missing file or column,
+    an unknown sequence, an empty cell, or a patient/sequence given twice.
+    """
+    path = Path(path)
+    try:
+        with path.open(newline='', encoding='utf-8-sig') as handle:
+            table = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DataPrepError(f'series overrides file {path}: cannot read ({err})') from err
+    columns = ('patient_id', 'sequence', 'series')
+    header = [name.strip() for name in table[0]] if table else []
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise DataPrepError(f'series overrides file {path}: missing columns {missing} '
+                            f'(expected the header {",".join(columns)})')
+    overrides: dict[str, dict[str, str]] = {}
+    for line, cells in enumerate(table[1:], start=2):
+        if not any(cell.strip() for cell in cells):
+            continue  # blank line
+        row = dict(zip(header, cells))
+        pid, sequence, series = (str(row.get(c) or '').strip() for c in columns)
+        if not (pid and sequence and series):
+            raise DataPrepError(f'series overrides file {path}, line {line}: empty cell')
+        if sequence.lower() not in SEQUENCES:
+            raise DataPrepError(f'series overrides file {path}, line {line}: unknown sequence '
+                                f'{sequence!r} (one of {list(SEQUENCES)})')
+        by_sequence = overrides.setdefault(pid, {})
+        if sequence.lower() in by_sequence:
+            raise DataPrepError(f'series overrides file {path}, line {line}: patient {pid} '
+                                f'{sequence} is given twice')
+        by_sequence[sequence.lower()] = series
+    return overrides
+
+
+def _mapped_options(mapping_file: Path | None) -> PrepOptions:
     """Default options, overridden by a JSON mapping file (format: module docstring)."""
     options = PrepOptions()
     if mapping_file is None:

@@ -1,80 +1,139 @@
-"""Decide which MR series is T1/T2/CE-T1 and which RTSTRUCT belongs to each.
+"""Decide which MR series is T1/T2/CE-T1 and where each one's contours come from.
 
-Both steps refuse to guess: a wanted sequence with no or several candidate
-series, or without exactly one RTSTRUCT, is an error naming the patient and the
-series descriptions/folders, so the user can fix it with a mapping file.
+Series selection. Every MR series whose SeriesDescription matches a sequence's
+patterns (``PrepOptions.sequence_of``) is a *candidate* for that sequence. A
+series named in the series overrides file (``PrepOptions.series_overrides``)
+wins outright. Otherwise, among several candidates, the rule ``SELECTION_RULE``
+is applied step by step, each step keeping the best candidates, until one is
+left:
+
+1. the series the contours refer to (an RTSTRUCT references the series or
+   its images);
+2. the one closest to axial: smallest angle between its slice normal
+   (from ImageOrientationPatient) and the patient's head-foot axis, candidates
+   within ``AXIAL_TIE_DEG`` of the best counting as equal;
+3. the one with the most slices (files, or frames of a multi-frame file);
+4. the later (higher) SeriesNumber, e.g. a repeat after motion.
+
+Candidates still tied after step 4 are an error naming them: the user names
+the series in an overrides file. The choice, the rejected candidates and the
+deciding step go to the manifest (``SeriesChoice.manifest_entry``, no UIDs).
+
+Contour sources. A sequence uses its *own* RTSTRUCT (one referring to its
+series or images; ``own_rtstructs``). A sequence without one uses the RTSTRUCT
+of another sequence in the SAME FrameOfReferenceUID, preferring
+``PROPAGATION_ORDER`` (cet1, then t2, then t1): the contours are in patient
+coordinates (LPS mm), so they are rasterised on the sequence's own grid
+(``data_prep.propagate``). A sequence whose frame of reference no RTSTRUCT
+shares needs a registration (not done yet: ``contour_source_for`` is the one
+place where it plugs in) and is an error, as is a sequence with no RTSTRUCT
+anywhere.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
 
 from data_prep.discover import display_name
 from data_prep.options import PrepOptions
 from data_prep.rtstruct import RtstructReferences, read_references
-from data_prep.types import DataPrepError, SeriesInfo
+from data_prep.types import SEQUENCES, DataPrepError, SeriesInfo
+
+SELECTION_RULE: tuple[str, ...] = ('referenced by the contours', 'closest to axial',
+                                   'most slices', 'later series number')
+PROPAGATION_ORDER: tuple[str, ...] = ('cet1', 't2', 't1')  # preferred contour donors
+AXIAL_TIE_DEG = 1.0  # slice normals closer than this to the best one's angle count as equal
+OBLIQUE_LABEL_DEG = 10.0  # a normal further than this from every LPS axis is 'oblique'
 
 
-def assign_sequences(series: list[SeriesInfo], options: PrepOptions, *,
-                     patient_id: str = '') -> dict[str, SeriesInfo]:
-    """sequence -> its MR series, for every sequence in ``options.sequences``.
+# --- series headers ---------------------------------------------------------------------
 
-    Each MR series gets the sequence ``options.sequence_of(description)``;
-    non-MR series and series matching no pattern are ignored.
-    """
-    mr = [s for s in series if s.modality == 'MR']
-    pid = patient_id or (series[0].patient_id if series else '?')
-    candidates: dict[str, list[SeriesInfo]] = {}
-    for info in mr:
-        candidates.setdefault(options.sequence_of(info.description), []).append(info)
-    assigned = {}
-    for sequence in options.sequences:
-        found = candidates.get(sequence, [])
-        if len(found) != 1:
-            listed = ', '.join(describe_series(s) for s in (found or mr)) or 'none'
-            problem = (f'{len(found)} series match {sequence}' if found
-                       else f'no series matches {sequence}; MR series found')
-            raise DataPrepError(f'patient {pid}: {problem}: {listed}. Adjust '
-                                '"sequence_patterns" in the mapping file.')
-        assigned[sequence] = found[0]
-    return assigned
+def series_header(series: SeriesInfo) -> Dataset | None:
+    """The first dataset of ``series`` (discovery's; else read without pixels), or None."""
+    for dataset in series.datasets:
+        if dataset is not None:
+            return dataset
+    try:
+        return pydicom.dcmread(series.files[0], stop_before_pixels=True, force=True)
+    except Exception:  # noqa: BLE001 - a header we cannot read gives no orientation
+        return None
 
 
-def match_rtstructs(mr: dict[str, SeriesInfo], rtstructs: list[SeriesInfo]) -> dict[str, Path]:
-    """sequence -> the RTSTRUCT file drawn on that sequence's series.
-
-    An RTSTRUCT file matches a series it references in RTReferencedSeriesSequence,
-    else one whose images it references (ContourImageSequence), else -- only
-    when it references no series or image at all -- the one series sharing its
-    FrameOfReferenceUID, if exactly one does. RTSTRUCTs matching no sequence are
-    ignored (e.g. drawn on a planning CT) unless a sequence is left without one.
-    """
-    pid = next(iter(mr.values())).patient_id if mr else '?'
-    found: dict[str, list[Path]] = {sequence: [] for sequence in mr}
-    unmatched: list[str] = []
-    for rt_series in rtstructs:
-        for path, dataset in zip(rt_series.files, rt_series.parsed_datasets()):
-            sequence = _matching_sequence(mr, read_references(path, pid, dataset), path, pid)
-            if sequence is None:
-                unmatched.append(display_name(path, pid))
-            else:
-                found[sequence].append(path)
-    for sequence, paths in found.items():
-        if len(paths) > 1:
-            names = ', '.join(sorted(display_name(p, pid) for p in paths))
-            raise DataPrepError(f'patient {pid}: several RTSTRUCTs refer to the {sequence} series '
-                                f'{describe_series(mr[sequence])}: {names}')
-        if not paths:
-            others = (f'; RTSTRUCTs referring to other series or frames of reference: '
-                      f'{", ".join(sorted(unmatched))}' if unmatched else '')
-            raise DataPrepError(f'patient {pid}: no RTSTRUCT refers to the {sequence} series '
-                                f'{describe_series(mr[sequence])}{others}')
-    return {sequence: paths[0] for sequence, paths in found.items()}
+def series_orientation(series: SeriesInfo) -> np.ndarray | None:
+    """ImageOrientationPatient (6 floats) of the series, also of enhanced multi-frame
+    files (shared or first per-frame PlaneOrientationSequence); None when absent."""
+    ds = series_header(series)
+    if ds is None:
+        return None
+    values = ds.get('ImageOrientationPatient')
+    for groups in ('SharedFunctionalGroupsSequence', 'PerFrameFunctionalGroupsSequence'):
+        if values is None and ds.get(groups):
+            planes = ds.get(groups)[0].get('PlaneOrientationSequence')
+            values = planes[0].get('ImageOrientationPatient') if planes else None
+    try:
+        orientation = np.asarray([float(v) for v in values], dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return orientation if orientation.shape == (6,) else None
 
 
-def rtstruct_datasets(rtstructs: list[SeriesInfo]) -> dict[Path, object]:
-    """RTSTRUCT file -> the dataset discovery parsed (None where there is none)."""
-    return {path: dataset for series in rtstructs
-            for path, dataset in zip(series.files, series.parsed_datasets())}
+def slice_normal(orientation: np.ndarray) -> np.ndarray:
+    """Unit slice normal (LPS) = row direction x column direction."""
+    normal = np.cross(orientation[:3], orientation[3:])
+    return normal / np.linalg.norm(normal)
+
+
+def axial_angle_deg(series: SeriesInfo) -> float:
+    """Angle (degrees, 0..90) between the slice normal and the head-foot axis; 90 when
+    the orientation is unknown."""
+    orientation = series_orientation(series)
+    if orientation is None or not np.linalg.norm(np.cross(orientation[:3], orientation[3:])):
+        return 90.0
+    return float(np.degrees(np.arccos(min(1.0, abs(slice_normal(orientation)[2])))))
+
+
+def orientation_label(series: SeriesInfo) -> str:
+    """'axial', 'coronal', 'sagittal', 'oblique' (normal over ``OBLIQUE_LABEL_DEG`` from
+    every patient axis) or 'unknown'."""
+    orientation = series_orientation(series)
+    if orientation is None or not np.linalg.norm(np.cross(orientation[:3], orientation[3:])):
+        return 'unknown'
+    normal = np.abs(slice_normal(orientation))
+    axis = int(np.argmax(normal))
+    if np.degrees(np.arccos(min(1.0, normal[axis]))) > OBLIQUE_LABEL_DEG:
+        return 'oblique'
+    return ('sagittal', 'coronal', 'axial')[axis]
+
+
+def n_slices(series: SeriesInfo) -> int:
+    """Number of image slices: files, or the frames of multi-frame files."""
+    datasets = series.parsed_datasets()
+    total = 0
+    for dataset in datasets:
+        try:
+            total += max(1, int(dataset.get('NumberOfFrames', 1) or 1)) if dataset else 1
+        except (TypeError, ValueError):
+            total += 1
+    return total
+
+
+def series_number(series: SeriesInfo) -> int | None:
+    """SeriesNumber, or None when absent or not a number."""
+    ds = series_header(series)
+    try:
+        return int(ds.get('SeriesNumber')) if ds is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def series_folder(series: SeriesInfo) -> str:
+    """Folder of the series' first file relative to the patient folder ('.' = the folder)."""
+    return Path(display_name(series.files[0], series.patient_id)).parent.as_posix()
 
 
 def describe_series(series: SeriesInfo) -> str:
@@ -83,7 +142,218 @@ def describe_series(series: SeriesInfo) -> str:
     return f"'{series.description}' ({folder}/, {len(series.files)} files)"
 
 
-def _matching_sequence(mr: dict[str, SeriesInfo], refs: RtstructReferences, path: Path,
+# --- series selection -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SeriesChoice:
+    """The series chosen for one sequence, the candidates passed over, and why."""
+
+    sequence: str
+    series: SeriesInfo
+    rejected: tuple[SeriesInfo, ...] = ()
+    reason: str = 'only candidate'  # 'only candidate', 'series override' or a SELECTION_RULE step
+
+    def manifest_entry(self) -> dict:
+        """Description + folder of the chosen and rejected series, and the reason (no UIDs)."""
+        return {'chosen': _series_entry(self.series),
+                'rejected': [_series_entry(s) for s in self.rejected],
+                'reason': self.reason}
+
+
+def _series_entry(series: SeriesInfo) -> dict:
+    return {'description': series.description, 'folder': series_folder(series)}
+
+
+def series_candidates(series: list[SeriesInfo],
+                      options: PrepOptions) -> dict[str, list[SeriesInfo]]:
+    """sequence -> its candidate MR series (patterns on SeriesDescription), sorted by
+    folder relative to the patient folder, then description (a stable order for messages
+    and the manifest)."""
+    candidates: dict[str, list[SeriesInfo]] = {}
+    for info in sorted((s for s in series if s.modality == 'MR'),
+                       key=lambda s: (series_folder(s), s.description, str(s.files[0]))):
+        sequence = options.sequence_of(info.description)
+        if sequence is not None:
+            candidates.setdefault(sequence, []).append(info)
+    return candidates
+
+
+def choose_series(sequence: str, series: list[SeriesInfo], options: PrepOptions, *,
+                  patient_id: str, referenced: frozenset[str] | set[str] = frozenset()
+                  ) -> SeriesChoice:
+    """The series for ``sequence``: the override, else the rule of the module docstring.
+
+    referenced: SeriesInstanceUIDs the patient's RTSTRUCTs refer to (rule step 1).
+    Raises DataPrepError (naming patient and series) when there is no candidate,
+    when the rule ends in a tie, or when an override names no single series.
+    """
+    mr = [s for s in series if s.modality == 'MR']
+    found = series_candidates(mr, options).get(sequence, [])
+    override = options.series_overrides.get(patient_id, {}).get(sequence)
+    if override is not None:
+        chosen = _overridden_series(override, sequence, mr, options, patient_id)
+        return SeriesChoice(sequence, chosen, tuple(s for s in found if s is not chosen),
+                            'series override')
+    if not found:
+        listed = ', '.join(describe_series(s) for s in mr) or 'none'
+        raise DataPrepError(f'patient {patient_id}: no series matches {sequence}; MR series '
+                            f'found: {listed}. Adjust "sequence_patterns" in the mapping file.')
+    if len(found) == 1:
+        return SeriesChoice(sequence, found[0])
+    remaining = list(found)
+    for step in SELECTION_RULE:
+        remaining = _best_by(step, remaining, referenced)
+        if len(remaining) == 1:
+            return SeriesChoice(sequence, remaining[0],
+                                tuple(s for s in found if s is not remaining[0]), step)
+    listed = ', '.join(describe_series(s) for s in found)
+    raise DataPrepError(f'patient {patient_id}: {len(found)} series match {sequence}: {listed}; '
+                        'the selection rule (contours, axial, slices, series number) cannot '
+                        'choose between them. Name one in a series overrides file '
+                        '(--series-overrides) or adjust "sequence_patterns" in the mapping file.')
+
+
+def _best_by(step: str, series: list[SeriesInfo], referenced: frozenset[str] | set[str]
+             ) -> list[SeriesInfo]:
+    """The series of ``series`` that are best by one SELECTION_RULE step (all when none
+    is better than the others)."""
+    if step == 'referenced by the contours':
+        return [s for s in series if s.series_uid in referenced] or series
+    if step == 'closest to axial':
+        angles = [axial_angle_deg(s) for s in series]
+        return [s for s, a in zip(series, angles) if a <= min(angles) + AXIAL_TIE_DEG]
+    if step == 'most slices':
+        counts = [n_slices(s) for s in series]
+        return [s for s, n in zip(series, counts) if n == max(counts)]
+    numbers = [series_number(s) for s in series]
+    if any(n is None for n in numbers):
+        return series  # an unknown SeriesNumber cannot be compared
+    return [s for s, n in zip(series, numbers) if n == max(numbers)]
+
+
+def _overridden_series(value: str, sequence: str, mr: list[SeriesInfo], options: PrepOptions,
+                       patient_id: str) -> SeriesInfo:
+    """The one MR series whose description, SeriesNumber or folder is ``value``."""
+    wanted = value.strip()
+    folder = wanted.strip('/').replace('\\', '/') or '.'
+    hits = [s for s in mr if s.description == wanted or series_folder(s) == folder
+            or (wanted.isdigit() and series_number(s) == int(wanted))]
+    source = f'series overrides file {options.series_overrides_file or "(given)"}'
+    listed = ', '.join(describe_series(s) for s in mr) or 'none'
+    if not hits:
+        raise DataPrepError(f'patient {patient_id}: {source} names {wanted!r} for {sequence}, but '
+                            'no MR series has that SeriesDescription, SeriesNumber or folder; '
+                            f'MR series found: {listed}')
+    if len(hits) > 1:
+        raise DataPrepError(f'patient {patient_id}: {source} names {wanted!r} for {sequence}, '
+                            f'which matches {len(hits)} series: '
+                            f'{", ".join(describe_series(s) for s in hits)}; name the folder '
+                            'or the SeriesNumber instead')
+    return hits[0]
+
+
+def assign_sequences(series: list[SeriesInfo], options: PrepOptions, *,
+                     patient_id: str = '', referenced: frozenset[str] | set[str] = frozenset()
+                     ) -> dict[str, SeriesInfo]:
+    """sequence -> its MR series, for every sequence in ``options.sequences``
+    (``choose_series``; non-MR series and series matching no pattern are ignored)."""
+    pid = patient_id or (series[0].patient_id if series else '?')
+    return {sequence: choose_series(sequence, series, options, patient_id=pid,
+                                    referenced=referenced).series
+            for sequence in options.sequences}
+
+
+# --- RTSTRUCT matching ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RtstructFile:
+    """One RTSTRUCT file, what it refers to, and its dataset as discovery parsed it."""
+
+    path: Path
+    references: RtstructReferences
+    dataset: Dataset | None = field(default=None, compare=False, repr=False)
+
+
+def read_rtstruct_files(rtstructs: list[SeriesInfo], patient_id: str) -> list[RtstructFile]:
+    """Every RTSTRUCT file of the patient with its references."""
+    return [RtstructFile(path, read_references(path, patient_id, dataset), dataset)
+            for rt_series in rtstructs
+            for path, dataset in zip(rt_series.files, rt_series.parsed_datasets())]
+
+
+def referenced_series_uids(rt_files: list[RtstructFile], series: list[SeriesInfo]) -> set[str]:
+    """SeriesInstanceUIDs of the MR series an RTSTRUCT refers to (series or images)."""
+    uids: set[str] = set()
+    for rt in rt_files:
+        uids |= rt.references.series_uids
+        uids |= {s.series_uid for s in series
+                 if rt.references.sop_instance_uids & set(s.sop_instance_uids)}
+    return uids
+
+
+def own_rtstructs(mr: Mapping[str, SeriesInfo], rt_files: list[RtstructFile], patient_id: str,
+                  *, others: Mapping[str, SeriesInfo] | None = None
+                  ) -> tuple[dict[str, Path], list[str]]:
+    """(sequence -> the RTSTRUCT drawn on its series, names of RTSTRUCTs matching none).
+
+    An RTSTRUCT matches a series of ``mr`` it references in
+    RTReferencedSeriesSequence, else one whose images it references, else -- only
+    when it references no series or image at all -- the one series of ``mr``
+    sharing its FrameOfReferenceUID, if exactly one does. The RTSTRUCTs left
+    over are then matched the same way against ``others`` (sequences not
+    converted but usable as contour donors). Raises DataPrepError when an
+    RTSTRUCT refers to several sequences or to another frame of reference than
+    its series, or when several RTSTRUCTs refer to one sequence.
+    """
+    found: dict[str, list[Path]] = {}
+    unmatched: list[RtstructFile] = []
+    for rt in rt_files:
+        sequence = _matching_sequence(mr, rt.references, rt.path, patient_id)
+        if sequence is None:
+            unmatched.append(rt)
+        else:
+            found.setdefault(sequence, []).append(rt.path)
+    leftover: list[str] = []
+    for rt in unmatched:
+        sequence = (_matching_sequence(others, rt.references, rt.path, patient_id)
+                    if others else None)
+        if sequence is None:
+            leftover.append(display_name(rt.path, patient_id))
+        else:
+            found.setdefault(sequence, []).append(rt.path)
+    series_of = {**(others or {}), **mr}
+    for sequence, paths in found.items():
+        if len(paths) > 1:
+            names = ', '.join(sorted(display_name(p, patient_id) for p in paths))
+            raise DataPrepError(f'patient {patient_id}: several RTSTRUCTs refer to the {sequence} '
+                                f'series {describe_series(series_of[sequence])}: {names}')
+    return {sequence: paths[0] for sequence, paths in found.items()}, sorted(leftover)
+
+
+def match_rtstructs(mr: dict[str, SeriesInfo], rtstructs: list[SeriesInfo]) -> dict[str, Path]:
+    """sequence -> the RTSTRUCT file drawn on that sequence's series, every sequence of
+    ``mr`` having one (``own_rtstructs``; the strict form, without propagation)."""
+    pid = next(iter(mr.values())).patient_id if mr else '?'
+    own, unmatched = own_rtstructs(mr, read_rtstruct_files(rtstructs, pid), pid)
+    for sequence in mr:
+        if sequence not in own:
+            raise DataPrepError(f'patient {pid}: no RTSTRUCT refers to the {sequence} series '
+                                f'{describe_series(mr[sequence])}{_others(unmatched)}')
+    return {sequence: own[sequence] for sequence in mr}
+
+
+def rtstruct_datasets(rtstructs: list[SeriesInfo]) -> dict[Path, object]:
+    """RTSTRUCT file -> the dataset discovery parsed (None where there is none)."""
+    return {path: dataset for series in rtstructs
+            for path, dataset in zip(series.files, series.parsed_datasets())}
+
+
+def _others(unmatched: list[str]) -> str:
+    return (f'; RTSTRUCTs referring to other series or frames of reference: '
+            f'{", ".join(unmatched)}' if unmatched else '')
+
+
+def _matching_sequence(mr: Mapping[str, SeriesInfo], refs: RtstructReferences, path: Path,
                        pid: str) -> str | None:
     """The sequence an RTSTRUCT refers to (None if none); raise on contradictions."""
     hits = [seq for seq, s in mr.items() if s.series_uid in refs.series_uids]
@@ -102,3 +372,154 @@ def _matching_sequence(mr: dict[str, SeriesInfo], refs: RtstructReferences, path
         raise DataPrepError(f'patient {pid}: RTSTRUCT {name} refers to the {hits[0]} series but '
                             'to another frame of reference')
     return hits[0] if hits else None
+
+
+# --- contour sources --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ContourSource:
+    """Where one sequence's contours come from.
+
+    kind: 'own' (an RTSTRUCT drawn on its series), 'propagated' (the RTSTRUCT of
+    ``drawn_on``, same frame of reference), 'needs registration' (the only
+    RTSTRUCTs lie in another frame of reference; ``rtstruct``/``drawn_on`` name
+    the one that would be used) or 'missing' (no RTSTRUCT at all).
+    """
+
+    kind: str
+    rtstruct: Path | None = None
+    drawn_on: str | None = None  # the sequence whose series the RTSTRUCT refers to
+    drawn_on_series: SeriesInfo | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def usable(self) -> bool:
+        return self.kind in ('own', 'propagated')
+
+    def manifest_entry(self, patient_id: str) -> dict:
+        """{'kind': 'rtstruct', 'drawn_on', 'propagated', 'file'} (file relative to the
+        patient folder), or {'kind': <kind>} when unusable; no UIDs."""
+        if not self.usable:
+            return {'kind': self.kind}
+        return {'kind': 'rtstruct', 'drawn_on': self.drawn_on,
+                'propagated': self.kind == 'propagated',
+                'file': display_name(self.rtstruct, patient_id)}
+
+
+def contour_source_for(sequence: str, series_of: Mapping[str, SeriesInfo],
+                       own: Mapping[str, Path]) -> ContourSource:
+    """The contour source of ``sequence`` (rules in the module docstring).
+
+    series_of: sequence -> chosen series, for every sequence resolved for the
+    patient (converted or not); own: sequence -> its own RTSTRUCT.
+    This is the one place where a registration (REG object, rigid registration)
+    will make an RTSTRUCT of another frame of reference usable: today such a
+    source is returned as 'needs registration'.
+    """
+    if sequence in own:
+        return ContourSource('own', own[sequence], sequence, series_of[sequence])
+    frame = series_of[sequence].frame_of_reference_uid
+    donors = [d for d in PROPAGATION_ORDER if d != sequence and d in own and d in series_of]
+    for donor in donors:
+        if frame and series_of[donor].frame_of_reference_uid == frame:
+            return ContourSource('propagated', own[donor], donor, series_of[donor])
+    if donors:
+        return ContourSource('needs registration', own[donors[0]], donors[0],
+                             series_of[donors[0]])
+    return ContourSource('missing')
+
+
+def source_problem(sequence: str, series: SeriesInfo, source: ContourSource, patient_id: str,
+                   unmatched: list[str] = ()) -> str | None:
+    """The error message for an unusable contour source (None when usable)."""
+    if source.usable:
+        return None
+    head = f'patient {patient_id}: no RTSTRUCT refers to the {sequence} series ' \
+           f'{describe_series(series)}'
+    if source.kind == 'needs registration':
+        return (f'{head}, and the contours of {display_name(source.rtstruct, patient_id)} '
+                f'(drawn on the {source.drawn_on} series '
+                f'{describe_series(source.drawn_on_series)}) lie in another frame of reference: '
+                'a registration between the two frames of reference is needed (not supported '
+                'yet); add an RTSTRUCT drawn on this series')
+    return f"{head} nor to another sequence's series in its frame of reference" \
+           f'{_others(list(unmatched))}'
+
+
+@dataclass
+class PatientPlan:
+    """What will be converted for one patient, before any pixel is read.
+
+    choices: sequence -> SeriesChoice for the wanted sequences (``options.sequences``)
+    and, with contours, the other sequences that resolved (possible contour donors).
+    sources: wanted sequence -> ContourSource (empty when contours are not required).
+    problems: key (a sequence, or 'rtstruct') -> message; filled only when
+    ``plan_patient`` collects problems instead of raising.
+    """
+
+    choices: dict[str, SeriesChoice]
+    sources: dict[str, ContourSource]
+    rtstruct_files: list[RtstructFile]
+    unmatched_rtstructs: list[str]
+    problems: dict[str, str]
+
+    def rtstruct_dataset(self, path: Path | None) -> Dataset | None:
+        for rt in self.rtstruct_files:
+            if rt.path == path:
+                return rt.dataset
+        return None
+
+
+def plan_patient(series: list[SeriesInfo], options: PrepOptions, patient_id: str, *,
+                 require_contours: bool = True, collect_problems: bool = False) -> PatientPlan:
+    """Choose the series of every wanted sequence and, with contours, their sources.
+
+    Raises the first DataPrepError, or with ``collect_problems`` records every
+    problem in ``PatientPlan.problems`` (for a dry run) and goes on.
+    """
+    problems: dict[str, str] = {}
+
+    def fail(key: str, error: DataPrepError) -> None:
+        if not collect_problems:
+            raise error
+        problems.setdefault(key, str(error))
+
+    rt_files: list[RtstructFile] = []
+    if require_contours:
+        try:
+            rt_files = read_rtstruct_files([s for s in series if s.modality == 'RTSTRUCT'],
+                                           patient_id)
+        except DataPrepError as error:
+            fail('rtstruct', error)
+    referenced = frozenset(referenced_series_uids(rt_files, series))
+    choices: dict[str, SeriesChoice] = {}
+    for sequence in SEQUENCES:
+        wanted = sequence in options.sequences
+        if not (wanted or require_contours):
+            continue
+        try:
+            choices[sequence] = choose_series(sequence, series, options, patient_id=patient_id,
+                                              referenced=referenced)
+        except DataPrepError as error:
+            if wanted:
+                fail(sequence, error)
+    choices = {s: choices[s] for s in (*options.sequences, *SEQUENCES) if s in choices}
+    plan = PatientPlan(choices, {}, rt_files, [], problems)
+    if not require_contours:
+        return plan
+    wanted_series = {s: c.series for s, c in choices.items() if s in options.sequences}
+    other_series = {s: c.series for s, c in choices.items() if s not in options.sequences}
+    try:
+        own, plan.unmatched_rtstructs = own_rtstructs(wanted_series, rt_files, patient_id,
+                                                      others=other_series)
+    except DataPrepError as error:
+        fail('rtstruct', error)
+        return plan
+    series_of = {**other_series, **wanted_series}
+    for sequence in wanted_series:
+        source = contour_source_for(sequence, series_of, own)
+        plan.sources[sequence] = source
+        problem = source_problem(sequence, series_of[sequence], source, patient_id,
+                                 plan.unmatched_rtstructs)
+        if problem:
+            fail(sequence, DataPrepError(problem))
+    return plan

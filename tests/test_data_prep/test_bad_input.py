@@ -157,14 +157,16 @@ def test_sequence_missing_for_a_patient_is_an_error(root):
 
 
 def test_two_candidate_series_for_one_sequence_is_an_error(root):
+    """Only when the selection rule ties (no contours, both axial, as many slices, one
+    SeriesNumber); otherwise data_prep.sequences chooses (tests/test_series_selection.py)."""
     write_patient(root, sequences=('t2',))
-    write_mr_series(root / 't2_cor', np.zeros((3, 8, 8)), spacing=(1, 1, 3), origin=(0, 0, 0),
+    write_mr_series(root / 't2_cor', np.zeros(SHAPE), spacing=(1, 1, 3), origin=(0, 0, 0),
                     description='T2_TSE_COR', patient=PatientHeader(),
                     rng=np.random.default_rng(9))
     with pytest.raises(DataPrepError, match=f'patient {PID}: 2 series match t2: ') as error:
-        prepare_patient(root, PID, T2_ONLY)
+        prepare_patient(root, PID, T2_ONLY, require_contours=False)
     assert "'T2_TSE_TRA' (t2/, 6 files)" in str(error.value)
-    assert "'T2_TSE_COR' (t2_cor/, 3 files)" in str(error.value)
+    assert "'T2_TSE_COR' (t2_cor/, 6 files)" in str(error.value)
 
 
 # --- series geometry -----------------------------------------------------------------------

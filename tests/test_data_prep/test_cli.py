@@ -115,3 +115,36 @@ def test_import_is_light_and_exports_resolve():
             'assert "torch" not in sys.modules and "mmdet" not in sys.modules')
     result = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_help_lists_check_and_the_selection_options():
+    assert 'check' in run_cli('--help').stdout
+    for command in ('convert', 'check'):
+        result = run_cli(command, '--help')
+        assert result.returncode == 0, result.stderr
+        assert '--sequences' in result.stdout and '--series-overrides' in result.stdout
+    assert '--json' in run_cli('check', '--help').stdout
+
+
+def test_convert_only_the_sequences_asked_for(tmp_path):
+    """A cohort without T1/T2 converts with --sequences cet1 (comma or space separated)."""
+    from data_prep.testing.tiny_cohorts import write_cet1_only_cohort
+
+    cohort = write_cet1_only_cohort(tmp_path / 'cohort', 2)
+    out = tmp_path / 'data'
+    result = run_cli('convert', cohort, out, '--val-fraction', '0.5', '--sequences', 'cet1',
+                     '--no-progress')
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ['cet1', 'clinical.csv', 'manifest.json']
+    rows = [line.split()[0] for line in result.stdout.splitlines()
+            if line.split() and line.split()[0] in ('t1', 't2', 'cet1')]
+    assert rows == ['cet1', 'cet1']  # train and val
+    failed = run_cli('convert', cohort, tmp_path / 'x', '--sequences', 't1,', 'cet1',
+                     '--no-progress')
+    assert failed.returncode == 1 and 'no series matches t1' in failed.stderr
+    overrides = tmp_path / 'o.csv'
+    overrides.write_text('patient_id,sequence,series\nNPC001,cet1,SAG\n')
+    wrong = run_cli('convert', cohort, tmp_path / 'z', '--sequences', 'cet1',
+                    '--series-overrides', overrides, '--no-progress')
+    assert wrong.returncode == 1 and f'series overrides file {overrides}' in wrong.stderr
+    assert 'patient NPC001' in wrong.stderr and 'Traceback' not in wrong.stderr

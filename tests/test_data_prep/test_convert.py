@@ -461,3 +461,43 @@ def test_bad_prepared_slice_names_patient_sequence_and_slice(cohort, tmp_path, m
     monkeypatch.setattr(convert, 'prepare_patient', wrong_mask)
     with pytest.raises(DataPrepError, match=r'patient NPC001, t1 slice \d+: GTV mask shape'):
         run(cohort, tmp_path / 'out')
+
+
+# --- a cohort with CE-T1 only (--sequences cet1) ----------------------------------------
+
+def test_a_cet1_only_cohort_converts_completely_with_sequences_cet1(tmp_path):
+    from data_prep.testing.tiny_cohorts import write_cet1_only_cohort
+
+    cohort = write_cet1_only_cohort(tmp_path / 'cohort')
+    out = tmp_path / 'out'
+    options = PrepOptions(output_size=64, sequences=('cet1',))
+    summary = run(cohort, out, val_fraction=0.5, options=options)
+    assert sorted(p.name for p in out.iterdir()) == ['cet1', 'clinical.csv', 'manifest.json']
+    assert sorted(p.name for p in (out / 'cet1').iterdir()) == ['annotations', 'images']
+    assert sorted(p.name for p in (out / 'cet1' / 'annotations').iterdir()) == [
+        'train.json', 'val.json']
+    names = set()
+    for split in ('train', 'val'):
+        coco = json.loads((out / 'cet1' / 'annotations' / f'{split}.json').read_text())
+        assert len({i['patient_id'] for i in coco['images']}) == 2
+        assert {a['category_id'] for a in coco['annotations']} == {1, 2}
+        names |= {image['file_name'] for image in coco['images']}
+    assert {p.name for p in (out / 'cet1' / 'images').iterdir()} == names
+    assert len(names) == 4 * 13  # 12 mm of slice centres at 1 mm: 13 slices per patient
+    clinical = pd.read_csv(out / 'clinical.csv', dtype=str)
+    assert clinical['patient_id'].tolist() == ['NPC001', 'NPC002', 'NPC003', 'NPC004']
+    assert sorted(clinical['split']) == ['train', 'train', 'val', 'val']
+    manifest = json.loads((out / 'manifest.json').read_text())
+    assert manifest['parameters']['sequences'] == ['cet1']
+    assert list(manifest['counts']) == ['cet1'] and list(summary['sequences']) == ['cet1']
+    for entry in manifest['patients'].values():
+        assert list(entry['sequences']) == ['cet1']
+        info = entry['sequences']['cet1']
+        assert info['contour_source'] == {'kind': 'rtstruct', 'drawn_on': 'cet1',
+                                          'propagated': False, 'file': 'RS.dcm'}
+        assert info['series_selection'] == {
+            'chosen': {'description': 'T1_FS_TRA_POST', 'folder': 'MR'}, 'rejected': [],
+            'reason': 'only candidate'}
+
+    with pytest.raises(DataPrepError, match='patient NPC001: no series matches t1'):
+        run(cohort, tmp_path / 'all_three', options=PrepOptions(output_size=64))

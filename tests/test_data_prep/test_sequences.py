@@ -173,3 +173,23 @@ def test_missing_rtstruct_names_the_unmatched_ones(tmp_path):
     with pytest.raises(DataPrepError, match=r"no RTSTRUCT refers to the cet1 series 'T1 \+C'.*"
                                             r'other series or frames of reference: rs/plan_ct.dcm'):
         match_rtstructs(*_scan(tmp_path))
+
+
+def test_rtstructs_of_sequences_not_converted_are_matched_second(tmp_path):
+    """own_rtstructs: first the converted sequences (the frame-of-reference-only rule as
+    before), then the others, which may lend their contours (contour propagation)."""
+    from data_prep.sequences import own_rtstructs, read_rtstruct_files
+
+    written = _write_session(tmp_path)
+    _rtstruct(tmp_path, 'on_t1.dcm', written['t1'], 0)
+    _rtstruct(tmp_path, 'frame_only.dcm', written['t2'], 1, reference_series=False,
+              reference_images=False)
+    mr, rtstructs = _scan(tmp_path)
+    files = read_rtstruct_files(rtstructs, PID)
+    own, unmatched = own_rtstructs({'t2': mr['t2']}, files, PID,
+                                   others={'t1': mr['t1'], 'cet1': mr['cet1']})
+    assert {k: v.name for k, v in own.items()} == {'t2': 'frame_only.dcm', 't1': 'on_t1.dcm'}
+    assert unmatched == []
+    own, unmatched = own_rtstructs({'cet1': mr['cet1']}, files, PID)
+    assert own == {'cet1': tmp_path / PID / 'rs' / 'frame_only.dcm'}
+    assert unmatched == ['rs/on_t1.dcm']
