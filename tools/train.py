@@ -8,7 +8,9 @@ tools/train.py plus ``--data-root`` and, for stage 2, ``--det-checkpoint``.
 
 Every checkpoint records its training patients (meta['train_patient_ids']); a
 classifier refuses a detector checkpoint trained on one of its validation or
-test patients (exit status 1, message on stderr).
+test patients (exit status 1, message on stderr). Pretrained weights named by URL
+(configs/pretrained/) that cannot be downloaded stop the run the same way, with a
+message naming the URL, the cache file and the --cfg-options for a local copy.
 """
 import argparse
 import os.path as osp
@@ -68,6 +70,10 @@ def main() -> None:
         cfg.model.det_checkpoint = args.det_checkpoint
 
     if args.amp is True:
+        from mmengine.device import get_device
+        if get_device() == 'cpu':
+            raise SystemExit('--amp (mixed precision, MMEngine\'s AmpOptimWrapper) needs a '
+                             'GPU (CUDA, NPU, MLU or MUSA); torch sees none')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
 
@@ -91,6 +97,8 @@ def main() -> None:
         cfg.load_from = args.resume
 
     from mmnpc.models import PatientOverlapError
+    # importing it also makes MMEngine's http(s) loader explain a failed download
+    from mmnpc.utils.pretrained import PretrainedDownloadError
 
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
@@ -100,6 +108,8 @@ def main() -> None:
         runner.train()
     except PatientOverlapError as error:
         raise SystemExit(f'refused: {error}')
+    except PretrainedDownloadError as error:
+        raise SystemExit(str(error))
 
 
 if __name__ == '__main__':
