@@ -12,8 +12,10 @@ clinical row without one) it returns a ``PatientCheck`` listing
 * the RTSTRUCT files, their frame of reference and the sequence whose series
   they refer to;
 * per wanted sequence: the chosen series, the contour source (own RTSTRUCT,
-  propagated from another sequence, missing, needs registration) and the
-  GTV/GTVln classes found in it with their ROI names;
+  SEG or label map; propagated from another sequence; registered from another
+  frame of reference or the planning CT; missing), the registration route
+  ('REG found (<file>)' or 'rigid registration at conversion': it is not run
+  here) and the GTV/GTVln classes found in it with their ROI/segment names;
 * the patient's clinical-table problems (``data_prep.clinical.load_clinical``).
 
 A patient with no problem would convert, up to what only the pixels can tell
@@ -30,10 +32,12 @@ from data_prep.convert import patient_folders
 from data_prep.discover import display_name, scan_patient
 from data_prep.options import PrepOptions
 from data_prep.rtstruct import read_structure_set
+from data_prep.contour_sources import CT, FILE_KINDS, plan_patient, source_file_name
+from data_prep.label_map_files import find_label_maps
+from data_prep.mask_sources import segment_classes
 from data_prep.sequences import (
     SeriesChoice,
     orientation_label,
-    plan_patient,
     series_candidates,
     series_folder,
 )
@@ -70,9 +74,11 @@ class SequenceRecord:
     sequence: str
     series: str | None  # "'description' (folder/)", None when not resolved
     selection: dict | None  # SeriesChoice.manifest_entry() (chosen, rejected, reason)
-    contours: str  # 'own RTSTRUCT', 'propagated from <seq>', 'missing',
-    #                'needs registration', 'not checked' (series unresolved)
-    rtstruct: str | None  # file relative to the patient folder
+    contours: str  # 'own RTSTRUCT' / 'own SEG' / 'own label map', 'propagated from <seq>',
+    #                'registered from <seq or CT>', 'missing', 'not checked'
+    rtstruct: str | None  # the contour file (RTSTRUCT, SEG or label map), relative path
+    kind: str | None = None  # rtstruct / seg / label_map
+    registration: str = 'none'  # 'none', 'REG found (<file>)', 'rigid registration at conversion'
     classes: dict[str, list[str]] = field(default_factory=dict)  # class -> ROI names
     problem: str | None = None
 
@@ -146,8 +152,20 @@ def check_patient(patient_dir: Path, patient_id: str, options: PrepOptions) -> P
         found = sorted({s.modality for s in series})
         check.problems.append(f'patient {patient_id}: no MR image series in {patient_dir} '
                               f'(DICOM series found: {found or "none"})')
+    label_maps = {}
+    try:
+        label_maps = find_label_maps(Path(patient_dir), patient_id, options)
+    except DataPrepError as error:
+        check.problems.append(str(error))
     plan = plan_patient(series, options, patient_id, require_contours=True,
-                        collect_problems=True)
+                        collect_problems=True, label_maps=label_maps)
+    for ct in (s for s in series if s.modality == 'CT'):
+        frames.setdefault(ct.frame_of_reference_uid, len(frames) + 1)
+    if CT in plan.series_of:
+        ct = plan.series_of[CT]
+        check.rtstructs.append(RtstructRecord(
+            f'planning CT {series_folder(ct)}/ ({len(ct.files)} files)',
+            frames.get(ct.frame_of_reference_uid, 0), CT))
     candidates = series_candidates(mr, options)
     check.series = [_series_record(s, plan.choices, candidates, frames, options) for s in mr]
     drawn_on = {source.rtstruct: source.drawn_on for source in plan.sources.values()
@@ -201,16 +219,30 @@ def _sequence_record(sequence: str, plan, patient_id: str,
     if source is None:  # the RTSTRUCTs could not be matched (plan.problems['rtstruct'])
         return SequenceRecord(sequence, series, choice.manifest_entry(), 'not checked', None,
                               problem=problem or plan.problems.get('rtstruct'))
-    contours = {'own': 'own RTSTRUCT', 'propagated': f'propagated from {source.drawn_on}'
-                }.get(source.kind, source.kind)
+    contours = {'own': f'own {FILE_KINDS[source.file_kind]}',
+                'propagated': f'propagated from {source.drawn_on}',
+                'registered': f'registered from {source.drawn_on}'}.get(source.kind, source.kind)
+    reg_file = (source_file_name(source.registration_file, patient_id)
+                if source.registration_file else '')
+    registration = {'DICOM REG': f'REG found ({reg_file})',
+                    'rigid MI': 'rigid registration at conversion'}.get(source.registration,
+                                                                        'none')
     record = SequenceRecord(sequence, series, choice.manifest_entry(), contours,
-                            None if source.rtstruct is None
-                            else display_name(source.rtstruct, patient_id), problem=problem)
-    if source.rtstruct is not None:
-        try:
-            structure = read_structure_set(source.rtstruct, patient_id, options,
-                                           plan.rtstruct_dataset(source.rtstruct))
-            record.classes = structure.roi_names()
-        except DataPrepError as error:
-            record.problem = record.problem or str(error)
+                            None if source.file is None
+                            else source_file_name(source.file, patient_id),
+                            kind=source.file_kind if source.usable else None,
+                            registration=registration, problem=problem)
+    try:
+        if source.file_kind == 'rtstruct' and source.file is not None:
+            record.classes = read_structure_set(source.file, patient_id, options,
+                                                plan.rtstruct_dataset(source.file)).roi_names()
+        elif source.file_kind == 'seg' and source.file is not None:
+            dataset = plan.rtstruct_dataset(source.file)
+            record.classes = segment_classes(dataset if dataset is not None else source.file,
+                                             options, patient_id=patient_id)
+        elif source.file_kind == 'label_map' and source.file is not None:
+            record.classes = {cls: [f'label {v}' for v in values] for cls, values in (
+                options.label_values or {'GTV': [1], 'GTVln': [2]}).items()}
+    except DataPrepError as error:
+        record.problem = record.problem or str(error)
     return record

@@ -4,9 +4,10 @@
     python -m data_prep convert COHORT OUT [--val-fraction F] [--test-fraction F] [--seed S]
                                 [--workers N] [--split-file F] [--mapping F] [--overwrite]
                                 [--skip-bad-patients] [--sequences SEQ ...]
-                                [--series-overrides F]
+                                [--series-overrides F] [--masks DIR]
+                                [--accept-poor-registration]
     python -m data_prep check COHORT [--mapping F] [--series-overrides F]
-                              [--sequences SEQ ...] [--json F]
+                              [--sequences SEQ ...] [--masks DIR] [--json F]
 
 The work is done by ``data_prep.synth.synthesize_cohort``,
 ``data_prep.convert.convert_cohort`` and ``data_prep.check.check_cohort``; bad
@@ -105,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
-    """--sequences and --series-overrides (shared by ``convert`` and ``check``)."""
+    """--sequences, --series-overrides, --masks, --accept-poor-registration (shared by
+    ``convert`` and ``check``)."""
     parser.add_argument('--sequences', nargs='+', metavar='SEQ', default=None,
                         help='the sequences to convert, comma- or space-separated, among t1, '
                              't2, cet1 (default: all three)')
@@ -113,6 +115,15 @@ def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
                         help='CSV patient_id,sequence,series naming the series to use where '
                              'several match (series = SeriesDescription, SeriesNumber or '
                              'folder relative to the patient folder)')
+    parser.add_argument('--masks', type=Path, metavar='DIR',
+                        help='folder of NIfTI/NRRD label maps named <patient_id>_<sequence>.nii.gz '
+                             '(.nii, .nrrd, .nhdr; <patient_id>.nii.gz = drawn on cet1); default: '
+                             '<patient>/masks/<sequence>.nii.gz. Label values: "label_values" '
+                             'in --mapping (default GTV 1, GTVln 2)')
+    parser.add_argument('--accept-poor-registration', action='store_true',
+                        help='convert a sequence whose rigid registration to the contours\' '
+                             'series fails its quality checks (a warning in manifest.json) '
+                             'instead of failing the patient')
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,7 +149,8 @@ def options_from_args(args: argparse.Namespace):
     from data_prep.options import load_options
 
     return load_options(args.mapping, series_overrides=args.series_overrides,
-                        sequences=args.sequences)
+                        sequences=args.sequences, masks=args.masks,
+                        accept_poor_registration=args.accept_poor_registration)
 
 
 def run_synth(args: argparse.Namespace) -> None:
@@ -242,7 +254,9 @@ def format_check(checks: list) -> str:
             classes = '; '.join(f'{cls}: {", ".join(names)}'
                                 for cls, names in seq.classes.items()) or '-'
             lines.append(f'  {seq.sequence:<5} {chosen}')
-            lines.append(f'        contours: {source}; classes: {classes}')
+            registration = ('' if seq.registration == 'none'
+                            else f'; registration: {seq.registration}')
+            lines.append(f'        contours: {source}; classes: {classes}{registration}')
         lines.append('  clinical: ' + ('; '.join(check.clinical_problems) or 'ok'))
         for problem in check.problems:
             if problem not in check.clinical_problems:

@@ -127,7 +127,8 @@ def convert_cohort(cohort: Path, out: Path, *, val_fraction: float = 0.25, seed:
     staging = staging_dir(out)
     run_fingerprint = _fingerprint({'mmnpc_version': __version__, 'options': options})
     _open_staging(staging, run_fingerprint)
-    fingerprints = {pid: _fingerprint([run_fingerprint, _listing(cohort / pid)])
+    fingerprints = {pid: _fingerprint([run_fingerprint, _listing(cohort / pid),
+                                       _masks_listing(options, pid)])
                     for pid in patients}
     pending = [pid for pid in patients if not _fragment_done(staging, pid, fingerprints[pid])]
     logger.info('%d patients to convert, %d re-used from %s', len(pending),
@@ -281,6 +282,14 @@ def _listing(patient_dir: Path) -> list[list]:
     files = sorted(p for p in patient_dir.rglob('*') if p.is_file())
     return [[p.relative_to(patient_dir).as_posix(), p.stat().st_size, p.stat().st_mtime_ns]
             for p in files]
+
+
+def _masks_listing(options: PrepOptions, patient_id: str) -> list[list]:
+    """(name, size, mtime in ns) of the patient's label maps in ``options.masks_dir`` (--masks)."""
+    if not options.masks_dir:
+        return []
+    files = sorted(p for p in Path(options.masks_dir).glob(f'{patient_id}*') if p.is_file())
+    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
 
 
 def _open_staging(staging: Path, run_fingerprint: str) -> None:

@@ -1,4 +1,4 @@
-"""Find the MR image series and RTSTRUCTs under one patient folder.
+"""Find the MR image series, RTSTRUCTs, SEGs, REGs and CT series under one patient folder.
 
 Any folder layout is accepted: every file below the patient folder is looked at.
 A file is taken as DICOM when it has the 'DICM' marker at byte 128 or (files
@@ -9,8 +9,13 @@ attributes, and a file that cannot be read at all (no permission, I/O error,
 a dangling symbolic link), raise ``DataPrepError``: skipping it would silently
 lose a slice.
 
-Each file is parsed once: the datasets of MR image series and RTSTRUCTs are
-kept in their ``SeriesInfo`` for the loaders. Values larger than
+Kept: MR image series, RTSTRUCTs, DICOM SEG (Modality 'SEG'), Spatial
+Registration objects (Modality 'REG') and CT image series (CT Image Storage
+only: planning CTs the contours may be drawn on). Label maps (NIfTI/NRRD) are
+not DICOM: ``data_prep.label_map_files`` finds them.
+
+Each file is parsed once: the datasets of the kept series are kept in their
+``SeriesInfo`` for the loaders. Values larger than
 ``DEFER_SIZE`` (the pixel data of large images, of other modalities' files)
 are not read here; pydicom reads them from the file when they are first used.
 """
@@ -31,16 +36,17 @@ MR_IMAGE_SOP_CLASSES = frozenset({
     '1.2.840.10008.5.1.4.1.1.4.4',  # Legacy Converted Enhanced MR
 })
 RTSTRUCT_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.481.3'
+CT_IMAGE_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.2'  # CT Image Storage (Enhanced CT is left out)
 _DICOMDIR_SOP_CLASS = '1.2.840.10008.1.3.10'
-_KEPT_MODALITIES = ('MR', 'RTSTRUCT')
+_KEPT_MODALITIES = ('MR', 'RTSTRUCT', 'SEG', 'REG', 'CT')
 DEFER_SIZE = 256 * 1024  # bytes: larger values are read on first use (pydicom defer_size)
 
 
 def scan_patient(patient_dir: Path, patient_id: str) -> list[SeriesInfo]:
-    """Every MR image series and RTSTRUCT series below ``patient_dir``.
+    """Every MR image, RTSTRUCT, SEG, REG and CT image series below ``patient_dir``.
 
     Returns SeriesInfo sorted by (modality, series UID), files sorted by path.
-    Other modalities (CT, RTPLAN, SR, secondary captures...) are left out.
+    Other modalities (RTPLAN, RTDOSE, SR, secondary captures...) are left out.
     """
     patient_dir = Path(patient_dir)
     if not patient_dir.is_dir():
@@ -110,7 +116,8 @@ def display_name(path: Path, patient_id: str) -> str:
 
 
 def _is_kept(ds: Dataset, path: Path, patient_id: str, patient_dir: Path) -> bool:
-    """MR image or RTSTRUCT with the attributes needed to group it; raise if broken."""
+    """A kept modality (MR/CT images, RTSTRUCT, SEG, REG) with the attributes needed to
+    group it; raise if broken."""
     meta_class = str(getattr(getattr(ds, 'file_meta', None), 'MediaStorageSOPClassUID', ''))
     if meta_class == _DICOMDIR_SOP_CLASS:
         return False
@@ -123,6 +130,8 @@ def _is_kept(ds: Dataset, path: Path, patient_id: str, patient_dir: Path) -> boo
     sop_class = str(ds.get('SOPClassUID', meta_class))
     if ds.Modality == 'MR' and sop_class not in MR_IMAGE_SOP_CLASSES:
         return False  # spectroscopy, raw data, screenshots
+    if ds.Modality == 'CT' and sop_class != CT_IMAGE_SOP_CLASS:
+        return False  # enhanced CT, scout views stored otherwise
     missing = [k for k in ('SOPInstanceUID', 'SeriesInstanceUID') if not ds.get(k)]
     if missing:
         raise DataPrepError(f'patient {patient_id}: DICOM file {name} lacks {missing} '

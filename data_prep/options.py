@@ -13,7 +13,8 @@ optional and a key that is given REPLACES the default for that entry::
       "roi_aliases": {
         "GTV":   ["gtv", "gtvnx", "tumour"],
         "GTVln": ["gtvnd", "nodes"]
-      }
+      },
+      "label_values": {"GTV": [1], "GTVln": [2, 3]}
     }
 
 ``sequence_patterns``: sequence -> list of Python regular expressions, searched
@@ -23,7 +24,16 @@ file order), for which any of its patterns matches; series matching nothing are
 ignored. ``roi_aliases``: class -> list of ROI names. ROI names and aliases are
 compared after normalisation (lower case, spaces, '-' and '_' removed) and an
 ROI name may carry a trailing laterality/number suffix ('GTVnd_L', 'GTVln2',
-'GTVn right'); ROIs matching no class are ignored.
+'GTVn right'); ROIs matching no class are ignored (the same aliases name DICOM SEG segments).
+``label_values``: class -> the voxel values of that class in NIfTI/NRRD label
+maps (default GTV = 1, GTVln = 2; ``data_prep.mask_sources``).
+
+Label maps are found per patient (``data_prep.label_map_files``) in the
+``masks`` folder given on the command line (``--masks DIR``:
+``DIR/<patient_id>_<sequence>.nii.gz`` ...) or in ``<patient>/masks/``.
+A sequence whose contours must be registered from another frame of reference
+(``data_prep.sequences``) fails when the rigid registration looks poor, unless
+``accept_poor_registration`` (``--accept-poor-registration``; then a warning).
 
 A *series overrides file* (``--series-overrides``) names, per patient, the
 series to use for a sequence when the selection rule (``data_prep.sequences``)
@@ -81,6 +91,11 @@ class PrepOptions:
     series_overrides: patient_id -> sequence -> the series to use (a SeriesDescription,
         SeriesNumber or folder relative to the patient folder; module docstring).
     series_overrides_file: where ``series_overrides`` came from (named in messages).
+    label_values: class -> label-map voxel values; None = GTV 1, GTVln 2.
+    masks_dir: folder of label maps named ``<patient_id>_<sequence>.<suffix>`` (--masks);
+        '' = only ``<patient>/masks/``.
+    accept_poor_registration: a rigid registration failing its quality checks is a
+        warning instead of an error.
     """
 
     sequence_patterns: dict[str, list[str]] = field(
@@ -92,6 +107,9 @@ class PrepOptions:
     intensity_percentiles: tuple[float, float] = (0.5, 99.5)
     series_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     series_overrides_file: str = ''
+    label_values: dict[str, list[int]] | None = None
+    masks_dir: str = ''
+    accept_poor_registration: bool = False
 
     def sequence_of(self, description: str) -> str | None:
         """The sequence a SeriesDescription belongs to, or None."""
@@ -117,13 +135,21 @@ def normalise_roi_name(name: str) -> str:
 
 
 def load_options(mapping_file: Path | None, *, series_overrides: Path | None = None,
-                 sequences: tuple[str, ...] | None = None) -> PrepOptions:
+                 sequences: tuple[str, ...] | None = None, masks: Path | None = None,
+                 accept_poor_registration: bool = False) -> PrepOptions:
     """Default options, overridden by a JSON mapping file (format: module docstring).
 
     series_overrides: a series overrides CSV (``load_series_overrides``).
     sequences: the sequences to convert (``parse_sequences``); None = all of SEQUENCES.
+    masks: folder of label maps ``<patient_id>_<sequence>.<suffix>`` (must exist).
+    accept_poor_registration: see ``PrepOptions``.
     """
     options = _mapped_options(mapping_file)
+    options.accept_poor_registration = bool(accept_poor_registration)
+    if masks is not None:
+        if not Path(masks).is_dir():
+            raise DataPrepError(f'masks folder {masks} does not exist')
+        options.masks_dir = str(Path(masks).resolve())
     if series_overrides is not None:
         options.series_overrides = load_series_overrides(series_overrides)
         options.series_overrides_file = str(series_overrides)
@@ -193,7 +219,7 @@ def _mapped_options(mapping_file: Path | None) -> PrepOptions:
         raise DataPrepError(f'mapping file {mapping_file}: cannot read JSON ({err})') from err
     if not isinstance(mapping, dict):
         raise DataPrepError(f'mapping file {mapping_file}: expected a JSON object')
-    unknown = set(mapping) - {'sequence_patterns', 'roi_aliases'}
+    unknown = set(mapping) - {'sequence_patterns', 'roi_aliases', 'label_values'}
     if unknown:
         raise DataPrepError(f'mapping file {mapping_file}: unknown keys {sorted(unknown)}')
     patterns = _string_lists(mapping.get('sequence_patterns', {}), mapping_file,
@@ -208,7 +234,31 @@ def _mapped_options(mapping_file: Path | None) -> PrepOptions:
         raise DataPrepError(f'mapping file {mapping_file}: roi_aliases for unknown classes '
                             f'{sorted(bad)} (classes: {list(CLASSES)})')
     options.roi_aliases.update(aliases)
+    if 'label_values' in mapping:
+        options.label_values = _label_values(mapping['label_values'], mapping_file)
     return options
+
+
+def _label_values(value: object, mapping_file: Path) -> dict[str, list[int]]:
+    """Validate ``{class: [positive int, ...]}`` (each value given to one class only)."""
+    where = f'mapping file {mapping_file}: "label_values"'
+    if not isinstance(value, dict) or not value:
+        raise DataPrepError(f'{where} must map classes to lists of label values')
+    owner: dict[int, str] = {}
+    out = {}
+    for cls, values in value.items():
+        if cls not in CLASSES:
+            raise DataPrepError(f'{where}: unknown class {cls!r} (classes: {list(CLASSES)})')
+        values = [values] if isinstance(values, int) and not isinstance(values, bool) else values
+        if not isinstance(values, list) or not values or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+            raise DataPrepError(f'{where}: {cls} must be a list of positive integers, got '
+                                f'{values!r}')
+        for v in values:
+            if owner.setdefault(v, cls) != cls:
+                raise DataPrepError(f'{where}: value {v} is given to both {owner[v]} and {cls}')
+        out[cls] = list(values)
+    return out
 
 
 def _string_lists(value: object, mapping_file: Path, key: str) -> dict[str, list[str]]:

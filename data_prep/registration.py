@@ -76,6 +76,7 @@ MIN_OVERLAP = 0.3  # fraction of the fixed image covered by the mapped moving im
 MIN_NMI = 1.03  # normalised mutual information (Studholme) in the overlap, 1 = independent
 MIN_PEAK = 0.1  # relative MI loss when the result is shifted by PEAK_SHIFT_MM
 PEAK_SHIFT_MM = 4.0
+LOST_WARN = 0.01  # share of a class's volume outside the target series worth a warning
 
 
 # ---------------------------------------------------------------------------- points
@@ -105,19 +106,28 @@ def transform_structure_set(structure: StructureSet, matrix: np.ndarray) -> Stru
     return StructureSet(rois=rois, warnings=list(structure.warnings))
 
 
-def contours_on_slices(structure: StructureSet, grid: Volume, *, tol: float = PLANE_WARN) -> bool:
+def contours_on_slices(structure: StructureSet, grid: Volume, *, tol: float = PLANE_WARN,
+                       inside: bool = False) -> bool:
     """Whether ``rasterize`` can take ``structure`` on ``grid`` as it is.
 
     True when every contour lies within ``tol`` slice spacings of one slice of
-    ``grid`` and no two contours of one ROI drawn on different planes share a slice.
+    ``grid`` and no two contours of one ROI drawn on different planes share a slice;
+    with ``inside``, also every point inside the image (outer pixel edges) and
+    every slice within the stack.
     """
+    nk, nj, ni = grid.array.shape
     for by_name in structure.rois.values():
         for contours in by_name.values():
             planes: dict[int, float] = {}
             for contour in contours:
-                k_index = grid.lps_to_index(contour)[:, 2]
+                index = grid.lps_to_index(contour)
+                k_index = index[:, 2]
                 k = int(np.floor(k_index.mean() + 0.5))
                 if np.abs(k_index - k).max() > tol:
+                    return False
+                if inside and (not 0 <= k < nk or (index[:, :2] < -0.5).any()
+                               or (index[:, 0] > ni - 0.5).any()
+                               or (index[:, 1] > nj - 0.5).any()):
                     return False
                 height = float(k_index.mean())
                 if k in planes and abs(planes[k] - height) > 1e-6:
@@ -127,14 +137,24 @@ def contours_on_slices(structure: StructureSet, grid: Volume, *, tol: float = PL
 
 
 def masks_to_grid(masks: dict[str, np.ndarray], source: Volume, target: Volume,
-                  matrix: np.ndarray) -> dict[str, np.ndarray]:
+                  matrix: np.ndarray, *, context: str = '',
+                  warnings_out: list[str] | None = None) -> dict[str, np.ndarray]:
     """class -> float32 [k, j, i] fraction (0..1) on ``target``'s grid.
 
     masks: class -> bool or float [k, j, i] on ``source``'s grid (the grid the
-    contours were drawn on); matrix: source frame -> target frame. Linear
-    interpolation, 0 outside ``source``; ``resample.resample_to_slices`` takes
-    these fractions and thresholds them at 0.5 once, at the end.
+    contours were drawn on); matrix: source frame -> target frame (identity
+    within one frame of reference). Linear interpolation, 0 outside ``source``;
+    ``resample.resample_to_slices`` takes these fractions and thresholds them at
+    0.5 once, at the end. A class more than ``LOST_WARN`` of whose volume falls
+    outside the target's field of view is reported in ``warnings_out``,
+    starting with ``context``.
     """
+    if warnings_out is not None:
+        for cls, mask in masks.items():
+            lost = outside_fraction(mask, source, target, matrix)
+            if lost > LOST_WARN:
+                warnings_out.append(f'{context}: {100 * lost:.0f}% of the {cls} volume lies '
+                                    'outside this series and is lost')
     to_source = _sitk_affine(np.linalg.inv(np.asarray(matrix, dtype=float)))
     reference = to_sitk(np.zeros(target.array.shape, dtype=np.float32), target)
     out = {}
@@ -146,6 +166,24 @@ def masks_to_grid(masks: dict[str, np.ndarray], source: Volume, target: Volume,
     return out
 
 
+def outside_fraction(mask: np.ndarray, source: Volume, target: Volume,
+                     matrix: np.ndarray | None = None) -> float:
+    """Share (0..1, weighted by the mask values) of ``mask``'s non-zero voxels on
+    ``source`` whose centres, mapped by ``matrix`` (default identity), lie outside
+    ``target``'s voxels; 0 for an empty mask."""
+    kji = np.argwhere(mask)
+    if not len(kji):
+        return 0.0
+    weights = np.asarray(mask, dtype=np.float64)[tuple(kji.T)]
+    points = source.index_to_lps(kji[:, ::-1].astype(float))
+    if matrix is not None:
+        points = transform_points(points, matrix)
+    index = target.lps_to_index(points)
+    size = np.asarray(target.array.shape[::-1], dtype=float)
+    outside = ((index < -0.5) | (index > size - 0.5)).any(axis=1)
+    return float(weights[outside].sum() / weights.sum())
+
+
 def structure_to_grid(structure: StructureSet, source: Volume, target: Volume,
                       matrix: np.ndarray, *, context: str = '',
                       warnings_out: list[str] | None = None) -> dict[str, np.ndarray]:
@@ -155,7 +193,8 @@ def structure_to_grid(structure: StructureSet, source: Volume, target: Volume,
     then ``masks_to_grid``. ``context``/``warnings_out`` as in ``class_masks``.
     """
     masks = class_masks(structure, source, context=context, warnings_out=warnings_out)
-    return masks_to_grid(masks, source, target, matrix)
+    return masks_to_grid(masks, source, target, matrix, context=context,
+                         warnings_out=warnings_out)
 
 
 # ---------------------------------------------------------------------------- DICOM REG

@@ -19,15 +19,9 @@ Candidates still tied after step 4 are an error naming them: the user names
 the series in an overrides file. The choice, the rejected candidates and the
 deciding step go to the manifest (``SeriesChoice.manifest_entry``, no UIDs).
 
-Contour sources. A sequence uses its *own* RTSTRUCT (one referring to its
-series or images; ``own_rtstructs``). A sequence without one uses the RTSTRUCT
-of another sequence in the SAME FrameOfReferenceUID, preferring
-``PROPAGATION_ORDER`` (cet1, then t2, then t1): the contours are in patient
-coordinates (LPS mm), so they are rasterised on the sequence's own grid
-(``data_prep.propagate``). A sequence whose frame of reference no RTSTRUCT
-shares needs a registration (not done yet: ``contour_source_for`` is the one
-place where it plugs in) and is an error, as is a sequence with no RTSTRUCT
-anywhere.
+Contour sources (own RTSTRUCT, SEG, label map, propagation within a frame of
+reference, registration between frames, planning CT) are decided in
+``data_prep.contour_sources``, with the RTSTRUCT matching of this module.
 """
 from __future__ import annotations
 
@@ -42,7 +36,7 @@ from pydicom.dataset import Dataset
 from data_prep.discover import display_name
 from data_prep.options import PrepOptions
 from data_prep.rtstruct import RtstructReferences, read_references
-from data_prep.types import SEQUENCES, DataPrepError, SeriesInfo
+from data_prep.types import DataPrepError, SeriesInfo
 
 SELECTION_RULE: tuple[str, ...] = ('referenced by the contours', 'closest to axial',
                                    'most slices', 'later series number')
@@ -292,7 +286,7 @@ def referenced_series_uids(rt_files: list[RtstructFile], series: list[SeriesInfo
 
 
 def own_rtstructs(mr: Mapping[str, SeriesInfo], rt_files: list[RtstructFile], patient_id: str,
-                  *, others: Mapping[str, SeriesInfo] | None = None
+                  *, others: Mapping[str, SeriesInfo] | None = None, what: str = 'RTSTRUCT'
                   ) -> tuple[dict[str, Path], list[str]]:
     """(sequence -> the RTSTRUCT drawn on its series, names of RTSTRUCTs matching none).
 
@@ -303,19 +297,20 @@ def own_rtstructs(mr: Mapping[str, SeriesInfo], rt_files: list[RtstructFile], pa
     over are then matched the same way against ``others`` (sequences not
     converted but usable as contour donors). Raises DataPrepError when an
     RTSTRUCT refers to several sequences or to another frame of reference than
-    its series, or when several RTSTRUCTs refer to one sequence.
+    its series, or when several RTSTRUCTs refer to one sequence. what: 'RTSTRUCT',
+    or 'SEG' when ``rt_files`` are DICOM SEGs (``seg_files``), for messages.
     """
     found: dict[str, list[Path]] = {}
     unmatched: list[RtstructFile] = []
     for rt in rt_files:
-        sequence = _matching_sequence(mr, rt.references, rt.path, patient_id)
+        sequence = _matching_sequence(mr, rt.references, rt.path, patient_id, what)
         if sequence is None:
             unmatched.append(rt)
         else:
             found.setdefault(sequence, []).append(rt.path)
     leftover: list[str] = []
     for rt in unmatched:
-        sequence = (_matching_sequence(others, rt.references, rt.path, patient_id)
+        sequence = (_matching_sequence(others, rt.references, rt.path, patient_id, what)
                     if others else None)
         if sequence is None:
             leftover.append(display_name(rt.path, patient_id))
@@ -325,7 +320,7 @@ def own_rtstructs(mr: Mapping[str, SeriesInfo], rt_files: list[RtstructFile], pa
     for sequence, paths in found.items():
         if len(paths) > 1:
             names = ', '.join(sorted(display_name(p, patient_id) for p in paths))
-            raise DataPrepError(f'patient {patient_id}: several RTSTRUCTs refer to the {sequence} '
+            raise DataPrepError(f'patient {patient_id}: several {what}s refer to the {sequence} '
                                 f'series {describe_series(series_of[sequence])}: {names}')
     return {sequence: paths[0] for sequence, paths in found.items()}, sorted(leftover)
 
@@ -354,7 +349,7 @@ def _others(unmatched: list[str]) -> str:
 
 
 def _matching_sequence(mr: Mapping[str, SeriesInfo], refs: RtstructReferences, path: Path,
-                       pid: str) -> str | None:
+                       pid: str, what: str = 'RTSTRUCT') -> str | None:
     """The sequence an RTSTRUCT refers to (None if none); raise on contradictions."""
     hits = [seq for seq, s in mr.items() if s.series_uid in refs.series_uids]
     if not hits:
@@ -365,161 +360,12 @@ def _matching_sequence(mr: Mapping[str, SeriesInfo], refs: RtstructReferences, p
         hits = hits if len(hits) == 1 else []
     name = display_name(path, pid)
     if len(hits) > 1:
-        raise DataPrepError(f'patient {pid}: RTSTRUCT {name} refers to several sequences '
+        raise DataPrepError(f'patient {pid}: {what} {name} refers to several sequences '
                             f'({", ".join(hits)})')
     if hits and refs.frame_of_reference_uids and (
             mr[hits[0]].frame_of_reference_uid not in refs.frame_of_reference_uids):
-        raise DataPrepError(f'patient {pid}: RTSTRUCT {name} refers to the {hits[0]} series but '
+        raise DataPrepError(f'patient {pid}: {what} {name} refers to the {hits[0]} series but '
                             'to another frame of reference')
     return hits[0] if hits else None
 
 
-# --- contour sources --------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ContourSource:
-    """Where one sequence's contours come from.
-
-    kind: 'own' (an RTSTRUCT drawn on its series), 'propagated' (the RTSTRUCT of
-    ``drawn_on``, same frame of reference), 'needs registration' (the only
-    RTSTRUCTs lie in another frame of reference; ``rtstruct``/``drawn_on`` name
-    the one that would be used) or 'missing' (no RTSTRUCT at all).
-    """
-
-    kind: str
-    rtstruct: Path | None = None
-    drawn_on: str | None = None  # the sequence whose series the RTSTRUCT refers to
-    drawn_on_series: SeriesInfo | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def usable(self) -> bool:
-        return self.kind in ('own', 'propagated')
-
-    def manifest_entry(self, patient_id: str) -> dict:
-        """{'kind': 'rtstruct', 'drawn_on', 'propagated', 'file'} (file relative to the
-        patient folder), or {'kind': <kind>} when unusable; no UIDs."""
-        if not self.usable:
-            return {'kind': self.kind}
-        return {'kind': 'rtstruct', 'drawn_on': self.drawn_on,
-                'propagated': self.kind == 'propagated',
-                'file': display_name(self.rtstruct, patient_id)}
-
-
-def contour_source_for(sequence: str, series_of: Mapping[str, SeriesInfo],
-                       own: Mapping[str, Path]) -> ContourSource:
-    """The contour source of ``sequence`` (rules in the module docstring).
-
-    series_of: sequence -> chosen series, for every sequence resolved for the
-    patient (converted or not); own: sequence -> its own RTSTRUCT.
-    This is the one place where a registration (REG object, rigid registration)
-    will make an RTSTRUCT of another frame of reference usable: today such a
-    source is returned as 'needs registration'.
-    """
-    if sequence in own:
-        return ContourSource('own', own[sequence], sequence, series_of[sequence])
-    frame = series_of[sequence].frame_of_reference_uid
-    donors = [d for d in PROPAGATION_ORDER if d != sequence and d in own and d in series_of]
-    for donor in donors:
-        if frame and series_of[donor].frame_of_reference_uid == frame:
-            return ContourSource('propagated', own[donor], donor, series_of[donor])
-    if donors:
-        return ContourSource('needs registration', own[donors[0]], donors[0],
-                             series_of[donors[0]])
-    return ContourSource('missing')
-
-
-def source_problem(sequence: str, series: SeriesInfo, source: ContourSource, patient_id: str,
-                   unmatched: list[str] = ()) -> str | None:
-    """The error message for an unusable contour source (None when usable)."""
-    if source.usable:
-        return None
-    head = f'patient {patient_id}: no RTSTRUCT refers to the {sequence} series ' \
-           f'{describe_series(series)}'
-    if source.kind == 'needs registration':
-        return (f'{head}, and the contours of {display_name(source.rtstruct, patient_id)} '
-                f'(drawn on the {source.drawn_on} series '
-                f'{describe_series(source.drawn_on_series)}) lie in another frame of reference: '
-                'a registration between the two frames of reference is needed (not supported '
-                'yet); add an RTSTRUCT drawn on this series')
-    return f"{head} nor to another sequence's series in its frame of reference" \
-           f'{_others(list(unmatched))}'
-
-
-@dataclass
-class PatientPlan:
-    """What will be converted for one patient, before any pixel is read.
-
-    choices: sequence -> SeriesChoice for the wanted sequences (``options.sequences``)
-    and, with contours, the other sequences that resolved (possible contour donors).
-    sources: wanted sequence -> ContourSource (empty when contours are not required).
-    problems: key (a sequence, or 'rtstruct') -> message; filled only when
-    ``plan_patient`` collects problems instead of raising.
-    """
-
-    choices: dict[str, SeriesChoice]
-    sources: dict[str, ContourSource]
-    rtstruct_files: list[RtstructFile]
-    unmatched_rtstructs: list[str]
-    problems: dict[str, str]
-
-    def rtstruct_dataset(self, path: Path | None) -> Dataset | None:
-        for rt in self.rtstruct_files:
-            if rt.path == path:
-                return rt.dataset
-        return None
-
-
-def plan_patient(series: list[SeriesInfo], options: PrepOptions, patient_id: str, *,
-                 require_contours: bool = True, collect_problems: bool = False) -> PatientPlan:
-    """Choose the series of every wanted sequence and, with contours, their sources.
-
-    Raises the first DataPrepError, or with ``collect_problems`` records every
-    problem in ``PatientPlan.problems`` (for a dry run) and goes on.
-    """
-    problems: dict[str, str] = {}
-
-    def fail(key: str, error: DataPrepError) -> None:
-        if not collect_problems:
-            raise error
-        problems.setdefault(key, str(error))
-
-    rt_files: list[RtstructFile] = []
-    if require_contours:
-        try:
-            rt_files = read_rtstruct_files([s for s in series if s.modality == 'RTSTRUCT'],
-                                           patient_id)
-        except DataPrepError as error:
-            fail('rtstruct', error)
-    referenced = frozenset(referenced_series_uids(rt_files, series))
-    choices: dict[str, SeriesChoice] = {}
-    for sequence in SEQUENCES:
-        wanted = sequence in options.sequences
-        if not (wanted or require_contours):
-            continue
-        try:
-            choices[sequence] = choose_series(sequence, series, options, patient_id=patient_id,
-                                              referenced=referenced)
-        except DataPrepError as error:
-            if wanted:
-                fail(sequence, error)
-    choices = {s: choices[s] for s in (*options.sequences, *SEQUENCES) if s in choices}
-    plan = PatientPlan(choices, {}, rt_files, [], problems)
-    if not require_contours:
-        return plan
-    wanted_series = {s: c.series for s, c in choices.items() if s in options.sequences}
-    other_series = {s: c.series for s, c in choices.items() if s not in options.sequences}
-    try:
-        own, plan.unmatched_rtstructs = own_rtstructs(wanted_series, rt_files, patient_id,
-                                                      others=other_series)
-    except DataPrepError as error:
-        fail('rtstruct', error)
-        return plan
-    series_of = {**other_series, **wanted_series}
-    for sequence in wanted_series:
-        source = contour_source_for(sequence, series_of, own)
-        plan.sources[sequence] = source
-        problem = source_problem(sequence, series_of[sequence], source, patient_id,
-                                 plan.unmatched_rtstructs)
-        if problem:
-            fail(sequence, DataPrepError(problem))
-    return plan

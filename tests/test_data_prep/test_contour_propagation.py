@@ -1,5 +1,5 @@
 """One RTSTRUCT per patient: contours drawn on CE-T1 reach T1 and T2 of the same frame of
-reference (data_prep.sequences.contour_source_for + data_prep.propagate).
+reference (data_prep.contour_sources.contour_source_for + data_prep.contour_masks).
 
 The truth is independent of the propagation: the same contours written as an RTSTRUCT
 on each series and converted the ordinary way.
@@ -10,8 +10,8 @@ import pytest
 from data_prep.dicom_writer import PatientHeader, ellipse_contour, write_mr_series, write_rtstruct
 from data_prep.options import PrepOptions
 from data_prep.patient import prepare_patient
-from data_prep.propagate import outside_fraction, resample_mask
-from data_prep.sequences import ContourSource, contour_source_for
+from data_prep.contour_sources import ContourSource, contour_source_for
+from data_prep.registration import masks_to_grid, outside_fraction
 from data_prep.types import DataPrepError, SeriesInfo, Volume
 
 PID = 'NPC_042'
@@ -104,10 +104,12 @@ def test_one_rtstruct_on_cet1_gives_every_sequence_the_same_masks(same_planes):
 def test_the_manifest_says_where_the_contours_come_from(same_planes):
     each, one = same_planes
     assert one['cet1'].info['contour_source'] == {
-        'kind': 'rtstruct', 'drawn_on': 'cet1', 'propagated': False, 'file': 'RS_cet1.dcm'}
+        'kind': 'rtstruct', 'drawn_on': 'cet1', 'propagated': False, 'file': 'RS_cet1.dcm',
+        'registration': 'none', 'quality': None}
     for sequence in ('t1', 't2'):
         assert one[sequence].info['contour_source'] == {
             'kind': 'rtstruct', 'drawn_on': 'cet1', 'propagated': True, 'file': 'RS_cet1.dcm',
+            'registration': 'none', 'quality': None,
             'method': 'rasterised on this series (contours on its slice planes)'}
         assert each[sequence].info['contour_source']['file'] == f'RS_{sequence}.dcm'
     assert FRAME not in repr([p.info for p in one.values()])
@@ -127,19 +129,13 @@ def test_contours_on_other_planes_are_resampled_from_the_series_they_were_drawn_
     assert dice(stacked(one, 'GTVln'), stacked(each, 'GTVln')) >= 0.75
     assert one.info['contour_source'] == {
         'kind': 'rtstruct', 'drawn_on': 'cet1', 'propagated': True, 'file': 'RS_cet1.dcm',
+        'registration': 'none', 'quality': None,
         'method': 'rasterised on the cet1 series, resampled to this one'}
     assert one.info['warnings'] == []
 
 
-def test_a_sequence_in_another_frame_of_reference_needs_registration(tmp_path):
-    root = tmp_path / PID
-    write_patient(root, SAME_PLANES, rtstruct_on=('cet1',), frames={'t2': OTHER_FRAME})
-    with pytest.raises(DataPrepError, match=f"patient {PID}: no RTSTRUCT refers to the t2 series "
-                                            r"'T2_TSE_TRA' \(t2/, 10 files\).*RS_cet1.dcm.*"
-                                            'registration') as error:
-        prepare_patient(root, PID, OPTIONS)
-    assert OTHER_FRAME not in str(error.value) and FRAME not in str(error.value)
-    # its own RTSTRUCT makes it convert
+def test_a_sequence_in_another_frame_with_its_own_rtstruct_uses_it(tmp_path):
+    """Registration between frames: tests/test_data_prep/test_contour_sources_e2e.py."""
     write_patient(tmp_path / 'own' / PID, SAME_PLANES, rtstruct_on=('t2', 'cet1'),
                   frames={'t2': OTHER_FRAME})
     prepared = prepare_patient(tmp_path / 'own' / PID, PID, OPTIONS)
@@ -177,7 +173,7 @@ def _series(name, frame=FRAME):
     ({'t2': 'RS_t2'}, {}, ('propagated', 't2')),
     ({'t1': 'RS_t1'}, {}, ('own', 't1')),
     ({'t2': 'RS_t2', 'cet1': 'RS_cet1'}, {'cet1': OTHER_FRAME}, ('propagated', 't2')),
-    ({'cet1': 'RS_cet1'}, {'cet1': OTHER_FRAME}, ('needs registration', 'cet1')),
+    ({'cet1': 'RS_cet1'}, {'cet1': OTHER_FRAME}, ('registered', 'cet1')),
     ({}, {}, ('missing', None)),
 ])
 def test_contour_source_rule(own, frames, expected):
@@ -189,7 +185,7 @@ def test_contour_source_rule(own, frames, expected):
 
 def test_frames_of_reference_without_uid_are_never_the_same():
     series_of = {'t1': _series('t1', ''), 'cet1': _series('cet1', '')}
-    assert contour_source_for('t1', series_of, {'cet1': 'RS'}).kind == 'needs registration'
+    assert contour_source_for('t1', series_of, {'cet1': 'RS'}).kind == 'registered'
     assert ContourSource('missing').manifest_entry(PID) == {'kind': 'missing'}
 
 
@@ -201,7 +197,7 @@ def test_resample_mask_moves_a_block_through_patient_coordinates():
     mask[8:12, 4:8, 12:16] = True  # x 12..15, y 4..7, z 8..11 mm (voxel centres)
     target = Volume(np.zeros((10, 10, 10), np.float32), (2.0, 2.0, 2.0), (10.0, 18.0, 0.0),
                     np.diag([1.0, -1.0, 1.0]))
-    out = resample_mask(mask, source, target)
+    out = masks_to_grid({'GTV': mask}, source, target, np.eye(4))['GTV']
     centres = target.index_to_lps(np.argwhere(out >= 0.5)[:, ::-1].astype(float))
     assert len(centres) == 8  # 2 x 2 x 2 target voxels
     assert centres.min(axis=0) == pytest.approx([12, 4, 8]) and centres.max(axis=0) == \

@@ -494,7 +494,8 @@ def test_a_cet1_only_cohort_converts_completely_with_sequences_cet1(tmp_path):
         assert list(entry['sequences']) == ['cet1']
         info = entry['sequences']['cet1']
         assert info['contour_source'] == {'kind': 'rtstruct', 'drawn_on': 'cet1',
-                                          'propagated': False, 'file': 'RS.dcm'}
+                                          'propagated': False, 'file': 'RS.dcm',
+                                          'registration': 'none', 'quality': None}
         assert info['series_selection'] == {
             'chosen': {'description': 'T1_FS_TRA_POST', 'folder': 'MR'}, 'rejected': [],
             'reason': 'only candidate'}

@@ -39,13 +39,13 @@ def test_finds_mr_and_rtstruct_series_at_any_depth(patient_dir):
     found = scan_patient(patient_dir, PID)
     assert [(s.modality, s.description, len(s.files)) for s in found if s.modality == 'MR'] in (
         [('MR', 'T1', 3), ('MR', 'T2', 2)], [('MR', 'T2', 2), ('MR', 'T1', 3)])
-    assert [s.modality for s in found] == ['MR', 'MR', 'RTSTRUCT']
+    assert [s.modality for s in found] == ['CT', 'MR', 'MR', 'RTSTRUCT']  # CT: planning CT
     for series in found:
         assert series.patient_id == PID
         assert list(series.files) == sorted(series.files)
         for path, uid in zip(series.files, series.sop_instance_uids):
             assert pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID == uid
-    rtstruct = found[2]
+    rtstruct = found[3]
     assert rtstruct.files == (patient_dir / 'RS.dcm',)
     t1 = next(s for s in found if s.description == 'T1')
     assert rtstruct.frame_of_reference_uid == t1.frame_of_reference_uid
