@@ -2,12 +2,14 @@
 
     python tools/predict.py PATIENT_DICOM_DIR --det-checkpoint DET.pth \\
         --cls-checkpoint CLS.pth --config configs/msom_fusion.py \\
-        [--clinical clinical.json] [--cutoff X | --cutoff-file F] --out DIR
+        [--clinical clinical.json] [--cutoff X | --cutoff-file F] [--seg] --out DIR
 
 The folder name of PATIENT_DICOM_DIR is the patient id. Writes DIR/prediction.json
 (msom_score, risk_group, cutoff, the slices used with their detections in px and
-patient mm), DIR/overlays/*.png and DIR/detections_rtstruct.dcm (references the
-input series). A patient where the detector finds nothing gets a message and
+patient mm), DIR/overlays/*.png and DIR/detections_rtstruct.dcm (contours on the
+input series' own images, classic or enhanced multi-frame, each referencing its
+image), with --seg also DIR/detections_seg.dcm (DICOM SEG of the same masks on the
+input series' grid). A patient where the detector finds nothing gets a message and
 exit status 2, not a number. The cut-off is --cutoff, --cutoff-file, else the
 deployment cut-off (training patients' end-to-end scores) in the deployment.json
 that tools/test_end_to_end.py wrote beside the classifier checkpoint, else the
@@ -45,6 +47,9 @@ def parse_args() -> argparse.Namespace:
                         'metrics.json, beside --cls-checkpoint')
     parser.add_argument('--out', required=True, type=Path, help='output folder')
     parser.add_argument('--overwrite', action='store_true', help='replace --out if it exists')
+    parser.add_argument('--seg', action='store_true',
+                        help='also write detections_seg.dcm: a DICOM SEG (BINARY, one segment '
+                        'per detected class) of the detections on the input series\' images')
     parser.add_argument('--det-score-thr', type=float, default=0.5,
                         help='a slice is used when a GTV/GTVln detection scores >= this (0.5)')
     parser.add_argument('--coarse-step', type=int, default=4,
@@ -97,7 +102,8 @@ def main() -> int:
                            options, load_options(args.mapping))
     settings = {'cutoff_source': choice.source, 'cutoff_rule': choice.rule, 'det_score_thr': args.det_score_thr,
                 'coarse_step': args.coarse_step, 'seconds': round(time.time() - start, 1)}
-    record = write_prediction(args.out, pred, detector.classes, cutoff, settings, args.overwrite)
+    record = write_prediction(args.out, pred, detector.classes, cutoff, settings, args.overwrite,
+                              seg=args.seg)
     if pred.msom_score is None:
         print(no_detection_message(pred, args.det_score_thr))
         return NO_TUMOUR_EXIT

@@ -15,6 +15,8 @@ reversed, coronal or oblique. Three steps, pure geometry (no I/O):
    ImageOrientationPatient and PixelSpacing) by trilinear interpolation and keeps
    the pixels >= 0.5 -- the rule :mod:`data_prep.resample` uses for masks in the
    other direction.
+   (:func:`native_masks`: those masks for every image, what the DICOM SEG export
+   stores.)
 3. :func:`plane_contours` outlines that native mask along its pixel edges
    (:func:`even_odd_outlines`: outer outlines,
    holes as nested outlines) and maps the outline points to LPS with the
@@ -54,6 +56,7 @@ class NativePlane:
     axes: np.ndarray  # 3x3, columns: row direction (i), column direction (j), normal (LPS)
     spacing: tuple[float, float]  # mm between columns (along i), between rows (along j)
     shape: tuple[int, int]  # (Rows, Columns)
+    frame_number: int = 0  # frame (from 1) of a multi-frame file; 0 = a single-frame file
 
     def pixel_to_lps(self, ij: np.ndarray) -> np.ndarray:
         """N x 2 continuous (i, j) px -> N x 3 LPS mm in the image plane."""
@@ -156,6 +159,26 @@ def native_contours(volume: Volume | None, planes: Sequence[NativePlane]
         mask = sample_on_plane(volume, plane)
         if mask is not None:
             out += [(k, points) for points in plane_contours(mask, plane)]
+    return out
+
+
+def native_masks(volume: Volume | None, planes: Sequence[NativePlane]) -> np.ndarray:
+    """bool (len(planes), Rows, Columns) masks of ``volume`` on each native image, in plane
+    order: :func:`sample_on_plane`, the very masks :func:`native_contours` outlines
+    (all False where it misses a plane, everywhere when ``volume`` is None). The
+    planes must share one size."""
+    shapes = {plane.shape for plane in planes}
+    if len(shapes) != 1:
+        raise ValueError(f'native planes of several sizes {sorted(shapes)}; expected one series')
+    out = np.zeros((len(planes), *shapes.pop()), dtype=bool)
+    if volume is None:
+        return out
+    volume = Volume(array=volume.array.astype(np.float32), spacing=volume.spacing,
+                    origin=volume.origin, direction=volume.direction)  # converted once
+    for k, plane in enumerate(planes):
+        mask = sample_on_plane(volume, plane)
+        if mask is not None:
+            out[k] = mask
     return out
 
 

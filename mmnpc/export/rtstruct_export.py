@@ -9,7 +9,11 @@ outlined there along the native pixel edges (:mod:`mmnpc.export.native_planes`).
 This works for any orientation the converter reads (axial, reversed, coronal,
 oblique). Planning systems refuse contours that are not coplanar with the image
 they reference, and several 1 mm contours on one 3-5 mm image would be read as
-overlapping contours of one slice. Read back by the converter
+overlapping contours of one slice. An enhanced (multi-frame) MR series works
+the same way: each frame is an image plane, its geometry read from the
+functional groups by :func:`data_prep.multiframe.frame_headers`, and each
+contour's ContourImageSequence names the file's SOPInstanceUID with the
+ReferencedFrameNumber (from 1) of its frame. Read back by the converter
 (:mod:`data_prep.rtstruct` + :mod:`data_prep.rasterize`) on the native series,
 the contours give exactly the native-grid detection mask.
 
@@ -64,6 +68,7 @@ from pydicom.uid import RTStructureSetStorage
 from data_prep.dicom_writer import (STUDY_COMPONENT_SOP_CLASS_UID, ds_strings, new_rng,
                                     save_part10, uid_from_rng)
 from data_prep.mr_volume import ORIENTATION_TOL, slice_axes
+from data_prep.multiframe import frame_headers, frame_name, is_multiframe
 from data_prep.types import CLASSES, DataPrepError, Volume
 from mmnpc.export.native_planes import NativePlane, even_odd_outlines, native_contours
 
@@ -78,8 +83,10 @@ STRUCTURE_SET_LABEL = 'mmnpc AI'  # SH: at most 16 characters
 class ReferencedSeries:
     """What an RTSTRUCT needs from the input MR series (headers only).
 
-    ``sop_instance_uids`` and ``slice_heights`` are in slice order, sorted by
-    position along ``normal`` (never by file name or InstanceNumber).
+    One entry per image plane: a single-frame file, or one frame of an enhanced
+    (multi-frame) MR file. ``sop_instance_uids``, ``frame_numbers`` and
+    ``slice_heights`` are in slice order, sorted by position along ``normal``
+    (never by file name, InstanceNumber or frame number).
     """
 
     study_uid: str
@@ -90,6 +97,7 @@ class ReferencedSeries:
     slice_heights: np.ndarray  # mm: ImagePositionPatient . normal, ascending
     normal: np.ndarray  # LPS unit normal of the image planes (row x column direction)
     planes: tuple[NativePlane, ...] = ()  # pixel grid of each image, same order
+    frame_numbers: tuple[int, ...] = ()  # frame (from 1) in its multi-frame file; 0 = single
 
     def nearest_slice(self, points: np.ndarray) -> int:
         """Index of the slice whose plane is nearest to the centroid of ``points`` (N x 3 LPS)."""
@@ -132,16 +140,17 @@ def masks_to_contours_mm(mask: np.ndarray, origin_mm: Sequence[float],
 
 def read_referenced_series(series: Sequence[Path | str | Dataset],
                            patient_id: str) -> ReferencedSeries:
-    """UIDs and slice geometry of the input MR series (files or pydicom datasets).
+    """UIDs and image-plane geometry of the input MR series (files or pydicom datasets).
 
-    Raises DataPrepError (naming the patient and file) when the inputs are not
-    one series: different Study/Series/Frame of Reference UIDs or orientations,
-    or a missing UID or geometry attribute.
+    A classic file is one image plane; an enhanced (multi-frame) MR file is one
+    plane per frame, its geometry taken from the functional groups by
+    :func:`data_prep.multiframe.frame_headers` (as the converter reads it).
+    Raises DataPrepError (naming the patient and file, and frame) when the
+    inputs are not one series: different Study/Series/Frame of Reference UIDs
+    or orientations, several stacks in one file, or a missing UID or geometry
+    attribute.
     """
-    if not series:
-        raise DataPrepError(f'patient {patient_id}: no input series files given')
-    items = [(_name(item, i), _header(item, patient_id, _name(item, i)))
-             for i, item in enumerate(series)]
+    items = series_headers(series, patient_id)
     first_name, first = items[0]
     for keyword in ('StudyInstanceUID', 'SeriesInstanceUID', 'FrameOfReferenceUID'):
         for name, ds in items:
@@ -149,38 +158,75 @@ def read_referenced_series(series: Sequence[Path | str | Dataset],
                 raise DataPrepError(f'patient {patient_id}: file {name}: {keyword} missing or '
                                     f'different from that of {first_name}; give the files of '
                                     'one MR series')
-    iop = _floats(first, 'ImageOrientationPatient', first_name, patient_id)
-    axes = slice_axes(iop, Path(first_name), patient_id)
+    images = [image for name, ds in items for image in _images(ds, name, patient_id)]
+    iop = _floats(images[0].header, 'ImageOrientationPatient', images[0].name, patient_id)
+    axes = slice_axes(iop, Path(images[0].name), patient_id)
     heights, planes = [], []
-    for name, ds in items:
-        if np.abs(_floats(ds, 'ImageOrientationPatient', name, patient_id) - iop).max() \
-                > ORIENTATION_TOL:
-            raise DataPrepError(f'patient {patient_id}: file {name}: ImageOrientationPatient '
-                                'differs from the rest of the input series')
-        position = _floats(ds, 'ImagePositionPatient', name, patient_id)
+    for image in images:
+        if np.abs(_floats(image.header, 'ImageOrientationPatient', image.name, patient_id)
+                  - iop).max() > ORIENTATION_TOL:
+            raise DataPrepError(f'patient {patient_id}: file {image.name}: '
+                                'ImageOrientationPatient differs from the rest of the input '
+                                'series')
+        position = _floats(image.header, 'ImagePositionPatient', image.name, patient_id)
         heights.append(float(position @ axes[:, 2]))
-        planes.append(_plane(ds, position, axes, name, patient_id))
+        planes.append(_plane(image, position, axes, patient_id))
     order = np.argsort(heights, kind='stable')
     return ReferencedSeries(
         study_uid=str(first.StudyInstanceUID), series_uid=str(first.SeriesInstanceUID),
         frame_of_reference_uid=str(first.FrameOfReferenceUID),
-        sop_class_uids=tuple(str(items[k][1].SOPClassUID) for k in order),
-        sop_instance_uids=tuple(str(items[k][1].SOPInstanceUID) for k in order),
+        sop_class_uids=tuple(planes[k].sop_class_uid for k in order),
+        sop_instance_uids=tuple(planes[k].sop_instance_uid for k in order),
         slice_heights=np.asarray(heights)[order], normal=axes[:, 2],
-        planes=tuple(planes[k] for k in order))
+        planes=tuple(planes[k] for k in order),
+        frame_numbers=tuple(planes[k].frame_number for k in order))
 
 
-def _plane(ds: Dataset, position: np.ndarray, axes: np.ndarray, name: str,
+def series_headers(series: Sequence[Path | str | Dataset],
+                   patient_id: str) -> list[tuple[str, Dataset]]:
+    """(name for messages, header without pixels) of each input file, in the given order;
+    datasets are used as they are. DataPrepError when none is given, a file cannot be
+    read or lacks its SOPClassUID / SOPInstanceUID."""
+    if not series:
+        raise DataPrepError(f'patient {patient_id}: no input series files given')
+    return [(_name(item, i), _header(item, patient_id, _name(item, i)))
+            for i, item in enumerate(series)]
+
+
+@dataclass(frozen=True)
+class _Image:
+    """One image plane of the input: a single-frame file, or one frame of a multi-frame file."""
+
+    name: str  # for messages: the file name (and ' frame <n>')
+    header: Dataset  # the file's header, or the frame's classic-looking header
+    sop_class_uid: str  # of the file
+    frame: int = 0  # frame number (from 1) in a multi-frame file; 0 = single-frame file
+
+
+def _images(ds: Dataset, name: str, patient_id: str) -> list[_Image]:
+    """The image planes of one file; an enhanced MR file is split into its frames by
+    :func:`data_prep.multiframe.frame_headers` (its stack warnings are the converter's
+    to report, not repeated here)."""
+    if not is_multiframe(ds):
+        return [_Image(name, ds, str(ds.SOPClassUID))]
+    headers = frame_headers(ds, Path(name), patient_id, warnings=[])
+    return [_Image(frame_name(Path(name), patient_id, n), header, str(ds.SOPClassUID), n)
+            for n, header in enumerate(headers, start=1)]
+
+
+def _plane(image: _Image, position: np.ndarray, axes: np.ndarray,
            patient_id: str) -> NativePlane:
     """The pixel grid of one image (DICOM PixelSpacing is [between rows, between columns])."""
+    ds, name = image.header, image.name
     row_mm, col_mm = _floats(ds, 'PixelSpacing', name, patient_id)
     shape = _floats(ds, 'Rows', name, patient_id)[0], _floats(ds, 'Columns', name, patient_id)[0]
     if row_mm <= 0 or col_mm <= 0 or min(shape) < 1:
         raise DataPrepError(f'patient {patient_id}: file {name} has PixelSpacing '
                             f'{[row_mm, col_mm]} and {shape[0]:g} x {shape[1]:g} pixels')
-    return NativePlane(sop_class_uid=str(ds.SOPClassUID), sop_instance_uid=str(ds.SOPInstanceUID),
-                       position=position, axes=axes, spacing=(float(col_mm), float(row_mm)),
-                       shape=(int(shape[0]), int(shape[1])))
+    return NativePlane(sop_class_uid=image.sop_class_uid,
+                       sop_instance_uid=str(ds.SOPInstanceUID), position=position, axes=axes,
+                       spacing=(float(col_mm), float(row_mm)),
+                       shape=(int(shape[0]), int(shape[1])), frame_number=image.frame)
 
 
 def _name(item: Path | str | Dataset, index: int) -> str:
@@ -268,7 +314,9 @@ def write_native_plane_rtstruct(out_path: Path, series: Sequence[Path | str | Da
             Columns.
 
     Each contour is an outline of the native-grid mask of one image (see
-    :mod:`mmnpc.export.native_planes`) and references exactly that image.
+    :mod:`mmnpc.export.native_planes`) and references exactly that image (and
+    frame, for an enhanced multi-frame file; its geometry is then read from the
+    functional groups).
     Returns ``out_path``.
     """
     _check_classes(volumes)
@@ -371,8 +419,11 @@ def _referenced_frame(reference: ReferencedSeries) -> Dataset:
     """Frame of reference -> study -> series -> every image of the input series."""
     ref_series = Dataset()
     ref_series.SeriesInstanceUID = reference.series_uid
+    first_of_instance = {uid: k for k, uid in reversed(list(enumerate(
+        reference.sop_instance_uids)))}  # an enhanced file is listed once (all its frames)
     ref_series.ContourImageSequence = DicomSequence(
-        [_image_reference(reference, k) for k in range(len(reference.sop_instance_uids))])
+        [_image_reference(reference, k, with_frame=False)
+         for k in sorted(first_of_instance.values())])
     study = Dataset()
     study.ReferencedSOPClassUID = STUDY_COMPONENT_SOP_CLASS_UID
     study.ReferencedSOPInstanceUID = reference.study_uid
@@ -383,10 +434,16 @@ def _referenced_frame(reference: ReferencedSeries) -> Dataset:
     return frame
 
 
-def _image_reference(reference: ReferencedSeries, k: int) -> Dataset:
+def _image_reference(reference: ReferencedSeries, k: int, *, with_frame: bool = True
+                     ) -> Dataset:
+    """Reference to image plane k: its SOP instance and, for a frame of a multi-frame file
+    (unless ``with_frame`` is False: the whole file), its ReferencedFrameNumber (from 1)."""
     item = Dataset()
     item.ReferencedSOPClassUID = reference.sop_class_uids[k]
     item.ReferencedSOPInstanceUID = reference.sop_instance_uids[k]
+    frame = reference.frame_numbers[k] if reference.frame_numbers else 0
+    if with_frame and frame:
+        item.ReferencedFrameNumber = frame
     return item
 
 

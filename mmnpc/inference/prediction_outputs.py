@@ -1,8 +1,12 @@
-"""Write a patient's prediction: prediction.json, overlay PNGs and an RTSTRUCT of the detections.
+"""Write a patient's prediction: prediction.json, overlay PNGs, an RTSTRUCT of the
+detections and, on request, a DICOM SEG of them.
 
 The RTSTRUCT's contours lie on the input series' own image planes (the
 detections of the 1 mm slices resampled to each native image, see
-:mod:`mmnpc.export.native_planes`), each referencing the image it lies on.
+:mod:`mmnpc.export.native_planes`), each referencing the image it lies on (and
+its frame, for an enhanced multi-frame series). The SEG (``seg=True``) holds
+those same native-plane masks, one BINARY segment per detected class
+(:mod:`mmnpc.export.seg_export`).
 
 The folder appears complete or not at all: everything is written to
 ``OUT.partial`` and renamed at the end.
@@ -17,7 +21,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from data_prep.types import Volume
-from mmnpc.export import detection_volume, write_native_plane_rtstruct
+from mmnpc.export import detection_volume, write_native_plane_rtstruct, write_native_plane_seg
 from mmnpc.inference.detections_mm import describe_detections
 from mmnpc.inference.overlay import write_overlay
 from mmnpc.inference.predict_patient import PatientPrediction
@@ -78,8 +82,10 @@ def detection_volumes(pred: PatientPrediction, classes: Sequence[str]) -> dict[s
 
 
 def write_prediction(out_dir: Path, pred: PatientPrediction, classes: Sequence[str],
-                     cutoff: float, settings: Mapping[str, Any], overwrite: bool = False) -> dict:
-    """Write OUT/prediction.json, OUT/overlays/*.png and OUT/detections_rtstruct.dcm."""
+                     cutoff: float, settings: Mapping[str, Any], overwrite: bool = False,
+                     seg: bool = False) -> dict:
+    """Write OUT/prediction.json, OUT/overlays/*.png, OUT/detections_rtstruct.dcm and, with
+    ``seg``, OUT/detections_seg.dcm (the last two only when something was detected)."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f'{out_dir} exists; choose another --out or pass --overwrite')
@@ -95,9 +101,14 @@ def write_prediction(out_dir: Path, pred: PatientPrediction, classes: Sequence[s
         write_overlay(staging / f'overlays/slice_{i:04d}.png', by_index[i].image, dets, classes,
                       title)
     if pred.detections:
+        volumes = detection_volumes(pred, classes)
         write_native_plane_rtstruct(staging / 'detections_rtstruct.dcm', pred.series_files,
-                                    detection_volumes(pred, classes), patient_id=pred.patient_id)
+                                    volumes, patient_id=pred.patient_id)
         record['rtstruct'] = 'detections_rtstruct.dcm'
+        if seg:
+            write_native_plane_seg(staging / 'detections_seg.dcm', pred.series_files, volumes,
+                                   patient_id=pred.patient_id)
+            record['seg'] = 'detections_seg.dcm'
     (staging / 'prediction.json').write_text(json.dumps(record, indent=2, allow_nan=False) + '\n')
     if out_dir.exists():
         shutil.rmtree(out_dir)

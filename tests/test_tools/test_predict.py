@@ -58,8 +58,9 @@ def test_no_detection_gives_a_message_and_exit_status_2(setup):
     tmp, patient, det, cls = setup
     (cls.parent / 'metrics.json').write_text(json.dumps({'cutoff': 0.4}))
     out = tmp / 'out'
-    result = _predict(patient, det, cls, out, '--det-score-thr', '0.99')
+    result = _predict(patient, det, cls, out, '--det-score-thr', '0.99', '--seg')
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert not (out / 'detections_seg.dcm').exists()  # nothing detected: no SEG either
     assert 'no MSOM risk' in result.stdout and patient.name in result.stdout
     record = json.loads((out / 'prediction.json').read_text())
     assert record['status'] == 'no_tumour_detected' and record['msom_score'] is None

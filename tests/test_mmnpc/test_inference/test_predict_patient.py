@@ -6,6 +6,7 @@ scoring, averaging, geometry, outputs -- independently of detector quality.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -18,7 +19,13 @@ from mmengine.config import Config
 from data_prep.coco_writer import jpeg_round_trip
 from data_prep.dicom_writer import PatientHeader, ellipse_contour, write_mr_series, write_rtstruct
 from data_prep.options import PrepOptions
+from data_prep.mask_sources import seg_masks
+from data_prep.mr_volume import load_mr_series
 from data_prep.patient import prepare_patient
+from data_prep.rasterize import class_masks
+from data_prep.rtstruct import read_structure_set
+from data_prep.testing.enhanced_mr import write_enhanced_mr
+from data_prep.types import SeriesInfo
 from mmnpc.inference.predict_patient import (PatientPrediction, PredictOptions, find_tumour_slices,
                                              load_series, predict_patient, slices_to_look_at,
                                              slices_to_score)
@@ -174,6 +181,7 @@ def test_rtstruct_references_the_input_series_and_holds_no_identifiers(patient, 
     pred = PatientPrediction(PID, prepared, files, dets, tuple(dets), {i: 0.3 for i in dets}, 0.3,
                              'low')
     write_prediction(tmp_path / 'out', pred, CLASSES, 0.5, {})
+    assert not (tmp_path / 'out' / 'detections_seg.dcm').exists()  # only with seg=True (--seg)
     rs = pydicom.dcmread(tmp_path / 'out' / 'detections_rtstruct.dcm')
     series = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
     assert rs.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID == \
@@ -209,3 +217,71 @@ def test_slices_are_scored_in_batches_with_the_same_scores(patient, classifier):
     in_threes = score_slices(images, model, cfg, None, batch_size=3)
     assert together.shape == (len(images),)
     np.testing.assert_allclose(in_threes, together, rtol=0, atol=1e-6)
+
+
+AI_ALIASES = {'GTV': ['AI_GTV'], 'GTVln': ['AI_GTVln']}
+
+
+def _read_back(out: Path, mr) -> tuple[dict, dict]:
+    """(class masks of OUT's RTSTRUCT, of OUT's SEG) on the loaded MR series ``mr``."""
+    warnings: list[str] = []
+    structure = read_structure_set(out / 'detections_rtstruct.dcm', PID,
+                                   PrepOptions(roi_aliases=AI_ALIASES))
+    rt = class_masks(structure, mr.volume, context=PID, warnings_out=warnings)
+    seg = seg_masks(out / 'detections_seg.dcm', mr.volume, AI_ALIASES, patient_id=PID,
+                    warnings_out=warnings)
+    assert warnings == [], warnings
+    return rt, seg
+
+
+def test_prediction_on_an_enhanced_multiframe_series(patient, classifier, tmp_path):
+    """The patient's series as one Enhanced MR file (frames shuffled, no contours): the same
+    detections, an RTSTRUCT referencing its frames and a SEG (--seg), both reading back to
+    the masks the classic series' outputs give."""
+    root, slices, masks = patient
+    model, cfg = classifier
+    one_slice = copy.deepcopy(cfg)  # score one slice: this test is about the outputs
+    one_slice.test_dataloader.dataset.slice_selection = 'max_area'
+    classic_files = sorted((root / 'mr').glob('*.dcm'))
+    order = np.random.default_rng(5).permutation(len(classic_files))
+    enhanced_root = tmp_path / 'enhanced' / PID
+    enhanced = write_enhanced_mr(enhanced_root / 'mr' / 'enhanced.dcm',
+                                 [classic_files[k] for k in order], rng=np.random.default_rng(6))
+    pred = predict_patient(enhanced_root, OracleDetector(slices), model, one_slice, None,
+                           cutoff=0.5, options=PredictOptions(sequence='cet1'))
+    assert pred.series_files == (enhanced.path,)
+    assert set(pred.detections) == set(masks) and len(pred.slice_scores) == 1
+    classic = dataclasses.replace(pred, prepared=load_series(root, PID, PrepOptions(), 'cet1')[0],
+                                  series_files=tuple(classic_files))
+    outputs, loaded = {}, {}
+    for kind, prediction in (('classic', classic), ('enhanced', pred)):
+        outputs[kind] = tmp_path / f'out_{kind}'
+        record = write_prediction(outputs[kind], prediction, CLASSES, 0.5, {}, seg=True)
+        assert record['seg'] == 'detections_seg.dcm'
+        headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in prediction.series_files]
+        loaded[kind] = load_mr_series(SeriesInfo(
+            patient_id=PID, modality='MR', series_uid=headers[0].SeriesInstanceUID,
+            frame_of_reference_uid=headers[0].FrameOfReferenceUID, description='T1',
+            files=tuple(prediction.series_files),
+            sop_instance_uids=tuple(h.SOPInstanceUID for h in headers)))
+    rs = pydicom.dcmread(outputs['enhanced'] / 'detections_rtstruct.dcm')
+    frames = [c.ContourImageSequence[0] for roi in rs.ROIContourSequence
+              for c in roi.ContourSequence]
+    assert frames and {f.ReferencedSOPInstanceUID for f in frames} == {enhanced.sop_instance_uid}
+    classic_rs = pydicom.dcmread(outputs['classic'] / 'detections_rtstruct.dcm')
+    classic_refs = [c.ContourImageSequence[0].ReferencedSOPInstanceUID
+                    for roi in classic_rs.ROIContourSequence for c in roi.ContourSequence]
+    by_uid = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID: f
+              for f in classic_files}
+    # frame n of the enhanced file was made of enhanced.sources[n - 1]
+    assert [enhanced.sources[int(f.ReferencedFrameNumber) - 1] for f in frames] == \
+        [by_uid[uid] for uid in classic_refs]
+    rt_classic, seg_classic = _read_back(outputs['classic'], loaded['classic'])
+    rt_enhanced, seg_enhanced = _read_back(outputs['enhanced'], loaded['enhanced'])
+    assert rt_classic['GTV'].sum() > 20
+    for got in (seg_classic['GTV'], rt_enhanced['GTV'], seg_enhanced['GTV']):
+        np.testing.assert_array_equal(got, rt_classic['GTV'])
+    everything = b''.join(p.read_bytes() for p in outputs['enhanced'].rglob('*') if p.is_file())
+    for planted in ('ROE^RICHARD', 'MRN777', '19500101', 'ACC777', 'Elsewhere Hospital',
+                    '20200202'):
+        assert planted.encode() not in everything
