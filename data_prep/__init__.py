@@ -15,6 +15,7 @@ _EXPORTS = {
     'convert_cohort': 'data_prep.convert',
     'synthesize_cohort': 'data_prep.synth',
     'prepare_patient': 'data_prep.patient',
+    'check_cohort': 'data_prep.check',
     'PrepOptions': 'data_prep.options',
     'load_options': 'data_prep.options',
     'DataPrepError': 'data_prep.types',

@@ -51,7 +51,6 @@ from data_prep.dicom_writer import (
     write_mr_series,
     write_rtstruct,
 )
-from data_prep.types import SEQUENCES
 
 CLINICAL_COLUMNS: tuple[str, ...] = (
     'patient_id', 'age', 'sex', 't_stage', 'n_stage', 'clinical_stage', 'pni', 'hgb',
