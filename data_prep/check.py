@@ -159,7 +159,7 @@ def check_patient(patient_dir: Path, patient_id: str, options: PrepOptions) -> P
         check.problems.append(str(error))
     plan = plan_patient(series, options, patient_id, require_contours=True,
                         collect_problems=True, label_maps=label_maps)
-    for ct in (s for s in series if s.modality == 'CT'):
+    for ct in (s for s in series if s.modality == 'CT' and s.frame_of_reference_uid):
         frames.setdefault(ct.frame_of_reference_uid, len(frames) + 1)
     if CT in plan.series_of:
         ct = plan.series_of[CT]

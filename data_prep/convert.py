@@ -65,6 +65,7 @@ from data_prep.clinical import (
     write_clinical,
 )
 from data_prep.coco_writer import dumps_json, to_json_value, write_json
+from data_prep.label_map_files import masks_dir_files
 from data_prep.options import PrepOptions, load_options
 from data_prep.patient import prepare_patient
 from data_prep.sequences import SELECTION_RULE
@@ -288,7 +289,7 @@ def _masks_listing(options: PrepOptions, patient_id: str) -> list[list]:
     """(name, size, mtime in ns) of the patient's label maps in ``options.masks_dir`` (--masks)."""
     if not options.masks_dir:
         return []
-    files = sorted(p for p in Path(options.masks_dir).glob(f'{patient_id}*') if p.is_file())
+    files = [path for _, path in masks_dir_files(Path(options.masks_dir), patient_id)]
     return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
 
 

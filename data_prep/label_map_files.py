@@ -38,13 +38,7 @@ def find_label_maps(patient_dir: Path, patient_id: str,
                     options: PrepOptions) -> dict[str, Path]:
     """sequence -> the label-map file drawn on it (rules in the module docstring)."""
     if options.masks_dir:
-        files = sorted(p for p in Path(options.masks_dir).iterdir()
-                       if p.is_file() and is_label_map_file(p))
-        pid = patient_id.lower()
-        named = {f'{pid}_{s}': s for s in SEQUENCES}
-        named[pid] = DEFAULT_LABEL_MAP_SEQUENCE
-        found = _by_sequence([(named[label_map_stem(p)], p) for p in files
-                              if label_map_stem(p) in named], patient_id)
+        found = _by_sequence(masks_dir_files(Path(options.masks_dir), patient_id), patient_id)
         if found:
             return found
     folder = Path(patient_dir) / PATIENT_MASKS_FOLDER
@@ -55,6 +49,16 @@ def find_label_maps(patient_dir: Path, patient_id: str,
     if not named and len(files) == 1:
         named = [(DEFAULT_LABEL_MAP_SEQUENCE, files[0])]
     return _by_sequence(named, patient_id)
+
+
+def masks_dir_files(masks_dir: Path, patient_id: str) -> list[tuple[str, Path]]:
+    """(sequence, file) of the patient's label maps in a --masks folder: ``<pid>_<sequence>``
+    and ``<pid>`` (= cet1), any letter case, sorted by file name."""
+    pid = patient_id.lower()
+    named = {f'{pid}_{s}': s for s in SEQUENCES}
+    named[pid] = DEFAULT_LABEL_MAP_SEQUENCE
+    return [(named[label_map_stem(p)], p) for p in sorted(Path(masks_dir).iterdir())
+            if p.is_file() and is_label_map_file(p) and label_map_stem(p) in named]
 
 
 def _by_sequence(pairs: list[tuple[str, Path]], patient_id: str) -> dict[str, Path]:

@@ -3,7 +3,7 @@
 RTSTRUCT contours become masks in ``rasterize.class_masks``. Many groups keep
 their delineations as voxel images instead; this module turns those into the
 same thing: class -> bool [k, j, i] mask on the grid of the MR ``Volume`` the
-delineation was drawn on, ready for ``patient.interpolate_missing_masks`` and
+delineation was drawn on, ready for ``contour_masks.interpolate_missing_masks`` and
 ``resample.resample_to_slices``. Plugging in is one call per sequence::
 
     masks = label_map_masks(path, mr.volume, labels, patient_id=pid, warnings_out=warnings)

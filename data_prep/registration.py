@@ -41,7 +41,7 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import Dataset
 
-from data_prep.discover import display_name
+from data_prep.discover import CT_IMAGE_SOP_CLASS, display_name
 from data_prep.mr_volume import MrSeries, load_mr_series
 from data_prep.rasterize import PLANE_WARN, class_masks
 from data_prep.resample import to_sitk
@@ -50,7 +50,6 @@ from data_prep.types import DataPrepError, SeriesInfo, Volume
 
 SPATIAL_REGISTRATION_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.66.1'
 DEFORMABLE_REGISTRATION_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.66.3'
-CT_IMAGE_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.2'
 MATRIX_TYPES = ('RIGID', 'RIGID_SCALE', 'AFFINE')
 RIGID_TOL = 1e-3  # max |R^T R - I| element of a matrix declared RIGID (DS values are rounded)
 HOMOGENEOUS_TOL = 1e-6  # max deviation of the last matrix row from (0, 0, 0, 1)

@@ -81,7 +81,7 @@ def resample_to_slices(volume: Volume, masks: dict[str, np.ndarray],
     """Axial uint8 slices of ``options.output_size`` px with their class masks.
 
     volume: native float32 [k, j, i] image; masks: class -> bool (or float in
-    0..1, see ``patient.interpolate_missing_masks``) [k, j, i] on the same grid.
+    0..1, see ``contour_masks.interpolate_missing_masks``) [k, j, i] on the same grid.
     Returns one PreparedSlice per 1 mm, inferior to superior;
     image 0 = outside the native volume, 1..255 = intensities clipped to
     ``options.intensity_percentiles`` of the in-volume voxels.

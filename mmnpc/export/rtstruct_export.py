@@ -78,6 +78,10 @@ MANUFACTURER = 'mmnpc'
 SERIES_DESCRIPTION = 'mmnpc AI detections - research use only, NOT FOR CLINICAL USE'
 STRUCTURE_SET_LABEL = 'mmnpc AI'  # SH: at most 16 characters
 
+# identity fields copied from no input: written empty (type 2) in every export of detections
+BLANKED_KEYWORDS = ('PatientBirthDate', 'PatientSex', 'AccessionNumber', 'StudyID', 'StudyDate',
+                    'StudyTime', 'ReferringPhysicianName')
+
 
 @dataclass(frozen=True)
 class ReferencedSeries:
@@ -395,9 +399,7 @@ def _structure_set_header(reference: ReferencedSeries, patient_id: str,
     ds.Modality = 'RTSTRUCT'
     ds.PatientName = patient_id
     ds.PatientID = patient_id
-    for keyword in ('PatientBirthDate', 'PatientSex', 'StudyDate', 'StudyTime',
-                    'ReferringPhysicianName', 'StudyID', 'AccessionNumber', 'OperatorsName',
-                    'StructureSetDate', 'StructureSetTime'):
+    for keyword in (*BLANKED_KEYWORDS, 'OperatorsName', 'StructureSetDate', 'StructureSetTime'):
         setattr(ds, keyword, '')  # type 2: present, empty
     ds.StudyInstanceUID = reference.study_uid
     ds.SeriesInstanceUID = uid_from_rng(rng)

@@ -48,7 +48,8 @@ from data_prep.dicom_writer import new_rng, uid_from_rng
 from data_prep.multiframe import frame_headers, is_multiframe
 from data_prep.types import CLASSES, DataPrepError, Volume
 from mmnpc.export.native_planes import native_masks
-from mmnpc.export.rtstruct_export import (DEFAULT_ROI_PREFIX, MANUFACTURER, ROI_COLOURS,
+from mmnpc.export.rtstruct_export import (BLANKED_KEYWORDS, DEFAULT_ROI_PREFIX, MANUFACTURER,
+                                          ROI_COLOURS,
                                           SERIES_DESCRIPTION, mmnpc_version,
                                           read_referenced_series, series_headers)
 
@@ -63,9 +64,6 @@ _SOURCE_KEYWORDS = (
     'ImageOrientationPatient', 'PixelSpacing', 'SliceThickness', 'SpacingBetweenSlices',
     'SamplesPerPixel', 'PhotometricInterpretation', 'BitsAllocated', 'BitsStored', 'HighBit',
     'PixelRepresentation', 'NumberOfFrames')
-# written as ``patient_id`` (name, ID) or empty, whatever the input holds
-_BLANKED_KEYWORDS = ('PatientBirthDate', 'PatientSex', 'AccessionNumber', 'StudyID', 'StudyDate',
-                     'StudyTime', 'ReferringPhysicianName')
 
 
 def write_native_plane_seg(out_path: Path, series: Sequence[Path | str | Dataset],
@@ -201,7 +199,7 @@ def _position_group(frame: Dataset) -> Dataset:
 def _set_identity(ds: Dataset, patient_id: str) -> None:
     ds.PatientName = patient_id
     ds.PatientID = patient_id
-    for keyword in _BLANKED_KEYWORDS:
+    for keyword in BLANKED_KEYWORDS:
         setattr(ds, keyword, '')  # type 2: present, empty
 
 
