@@ -1,4 +1,5 @@
 """Data transforms registered in MMDetection's TRANSFORMS registry."""
+from .lesion_crop import LesionCrop
 from .pack_msom_inputs import PackMsomInputs
 
-__all__ = ['PackMsomInputs']
+__all__ = ['LesionCrop', 'PackMsomInputs']
