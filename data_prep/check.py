@@ -34,7 +34,7 @@ from data_prep.options import PrepOptions
 from data_prep.rtstruct import read_structure_set
 from data_prep.contour_sources import CT, FILE_KINDS, plan_patient, source_file_name
 from data_prep.label_map_files import find_label_maps
-from data_prep.mask_sources import segment_classes
+from data_prep.mask_sources import label_map_names, segment_classes
 from data_prep.sequences import (
     SeriesChoice,
     orientation_label,
@@ -241,8 +241,7 @@ def _sequence_record(sequence: str, plan, patient_id: str,
             record.classes = segment_classes(dataset if dataset is not None else source.file,
                                              options, patient_id=patient_id)
         elif source.file_kind == 'label_map' and source.file is not None:
-            record.classes = {cls: [f'label {v}' for v in values] for cls, values in (
-                options.label_values or {'GTV': [1], 'GTVln': [2]}).items()}
+            record.classes = label_map_names(options.label_values)
     except DataPrepError as error:
         record.problem = record.problem or str(error)
     return record

@@ -20,7 +20,7 @@ import numpy as np
 import pydicom
 
 from data_prep.contour_sources import FILE_KINDS, ContourSource, PatientPlan, source_file_name
-from data_prep.mask_sources import label_map_masks, seg_masks, segment_classes
+from data_prep.mask_sources import label_map_masks, label_map_names, seg_masks, segment_classes
 from data_prep.mr_volume import MrSeries
 from data_prep.options import PrepOptions
 from data_prep.rasterize import class_masks
@@ -60,8 +60,7 @@ def contour_masks(patient_id: str, sequence: str, target: MrSeries, source: Cont
     elif source.file_kind == 'seg':
         names = segment_classes(_dataset_or_path(plan, source), options, patient_id=patient_id)
     else:
-        names = {cls: [f'label {v}' for v in values]
-                 for cls, values in (options.label_values or {'GTV': [1], 'GTVln': [2]}).items()}
+        names = label_map_names(options.label_values)
     extras: dict = {'quality': None}
     if source.kind == 'own' or (structure is not None and source.kind == 'propagated'
                                 and contours_on_slices(structure, target.volume, inside=True)):

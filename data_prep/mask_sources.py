@@ -135,6 +135,11 @@ def label_mapping(labels: Mapping[str, int | Sequence[int]] | None,
     return mapping
 
 
+def label_map_names(labels: Mapping[str, int | Sequence[int]] | None) -> dict[str, list[str]]:
+    """Class -> how its label-map values are named in reports and ROI lists ('label 1')."""
+    return {cls: [f'label {v}' for v in values] for cls, values in label_mapping(labels).items()}
+
+
 def read_label_map(path: Path, patient_id: str) -> Volume:
     """The label image at ``path`` as a Volume with an int64 array (LPS geometry).
 

@@ -309,3 +309,13 @@ def test_seg_errors_name_patient_and_file(case):
     broken.write_bytes(path.read_bytes()[:2000])
     with pytest.raises(DataPrepError, match=rf'patient {PID}.*seg/broken.dcm'):
         seg_masks(broken, case['mr'].volume, patient_id=PID)
+
+
+def test_label_map_names_follow_the_label_mapping():
+    from data_prep.mask_sources import label_map_names
+
+    assert label_map_names(None) == {'GTV': ['label 1'], 'GTVln': ['label 2']}
+    assert label_map_names({'GTV': [1], 'GTVln': [2, 3]}) == {
+        'GTV': ['label 1'], 'GTVln': ['label 2', 'label 3']}
+    with pytest.raises(DataPrepError, match='both'):
+        label_map_names({'GTV': [1], 'GTVln': [1]})
