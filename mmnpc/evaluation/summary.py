@@ -7,6 +7,10 @@ Keys (box unless prefixed ``segm_``; values in [0, 1] or null):
 * ``segm_GTV_AP50``, ``segm_GTVln_AP50``, ``segm_mAP50``: the same for masks;
 * ``bbox_mAP``, ``segm_mAP``: COCO AP over IoU 0.50:0.95;
 * ``GTV_num_gt``, ``GTVln_num_gt``: ground-truth instances in the split;
+* ``slice_scores``: per class and for ``any`` class, how the best detection
+  score of each slice separates tumour from tumour-free slices (slice AUC,
+  10/50/90% quantiles, share marked at ``slice_score_thr``;
+  :mod:`mmnpc.evaluation.slice_scores`);
 * ``notes``: why a value is null.
 
 null means undefined -- a class without ground truth in the split has no AP --
@@ -18,6 +22,8 @@ import json
 import math
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
+
+from .slice_scores import ANY, STATS
 
 
 def _defined(value: Any) -> Optional[float]:
@@ -64,6 +70,11 @@ def detection_summary(metrics: Mapping[str, Any], classes: Sequence[str],
             summary[f'segm_{name}_AP50'] = _defined(get(f'segm_{name}_AP50'))
         summary['segm_mAP50'] = _defined(get('segm_mAP_50'))
         summary['segm_mAP'] = _defined(get('segm_mAP'))
+    if get('slice_score_thr') is not None:
+        summary['slice_score_thr'] = float(get('slice_score_thr'))
+        summary['slice_scores'] = {
+            name: {stat: _defined(get(f'slice_{name}_{stat}')) for stat in STATS}
+            for name in (*classes, ANY)}
     if summary['mAP50'] is None:
         notes.append('no class has ground truth in this split: mAP50 is undefined (null)')
     summary['notes'] = notes

@@ -15,6 +15,8 @@ from mmdet.datasets.api_wrappers import COCOeval, COCOevalMP
 from mmdet.evaluation.metrics import CocoMetric
 from mmdet.registry import METRICS
 
+from ..slice_scores import slice_score_stats
+
 # indices of COCOeval.stats (pycocotools' summarize order)
 SUMMARY_STATS: Dict[str, int] = {
     'mAP': 0, 'mAP_50': 1, 'mAP_75': 2, 'mAP_s': 3, 'mAP_m': 4, 'mAP_l': 5}
@@ -35,7 +37,11 @@ class CocoAP50Metric(CocoMetric):
     * ``{metric}_{class}_num_gt``: ground-truth instances of that class;
     * ``{metric}_mAP_50``: mean of the per-class AP50 over the classes that
       have ground truth (equal to pycocotools' stats[1]); and the other
-      COCO summary numbers ``{metric}_mAP``, ``_mAP_75``, ``_mAP_s/m/l``.
+      COCO summary numbers ``{metric}_mAP``, ``_mAP_75``, ``_mAP_s/m/l``;
+    * with 'bbox', ``slice_{class|any}_{stat}``: how the best detection score
+      of each slice separates tumour from tumour-free slices (slice AUC,
+      quantiles, share marked at ``slice_score_thr``; see
+      :mod:`mmnpc.evaluation.slice_scores`), and ``slice_score_thr``.
 
     Undefined values are NaN, never 0 or -1: a class with no ground truth in
     the split has no AP (pycocotools marks it -1); a split without any ground
@@ -45,15 +51,19 @@ class CocoAP50Metric(CocoMetric):
 
     Args:
         metric: 'bbox' and/or 'segm'.
+        slice_score_thr: the score that marks a slice (tools/predict.py's
+            ``det_score_thr``, 0.5).
         **kwargs: the other arguments of ``mmdet.evaluation.CocoMetric``.
     """
 
-    def __init__(self, metric: Union[str, List[str]] = ('bbox', 'segm'), **kwargs) -> None:
+    def __init__(self, metric: Union[str, List[str]] = ('bbox', 'segm'),
+                 slice_score_thr: float = 0.5, **kwargs) -> None:
         metric = [metric] if isinstance(metric, str) else list(metric)
         unsupported = set(metric) - {'bbox', 'segm'}
         if unsupported:
             raise KeyError(f'CocoAP50Metric supports bbox and segm, got {sorted(unsupported)}')
         super().__init__(metric=metric, **kwargs)
+        self.slice_score_thr = slice_score_thr
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """Evaluate the collected (gt, prediction) pairs; see the class docstring."""
@@ -123,6 +133,27 @@ class CocoAP50Metric(CocoMetric):
                 logger.warning(f'{metric}: no ground truth of class {name} in this split, '
                                'its AP is undefined (NaN) and left out of the mean')
         logger.info(f'{metric} per-class AP\n' + AsciiTable(table).table)
+        if metric == 'bbox':
+            results.update(self._slice_scores(names, predictions))
+        return results
+
+    def _slice_scores(self, names: Sequence[str], predictions: list) -> Dict[str, float]:
+        """``slice_<class|any>_<stat>``: tumour vs tumour-free slices by their best score."""
+        stats = slice_score_stats(self.img_ids, self._coco_api.dataset['annotations'],
+                                  predictions, dict(zip(self.cat_ids, names)),
+                                  self.slice_score_thr)
+        results = OrderedDict(slice_score_thr=float(self.slice_score_thr))
+        table = [['slices', 'n tumour', 'n other', 'slice AUC', 'median best score (tumour | '
+                  'other)', f'marked >= {self.slice_score_thr} (tumour | other)']]
+        for name, values in stats.items():
+            results.update({f'slice_{name}_{stat}': value for stat, value in values.items()})
+            table.append([name, f'{values["n_pos"]:.0f}', f'{values["n_neg"]:.0f}',
+                          f'{values["auc"]:.3f}',
+                          f'{values["pos_q50"]:.2f} | {values["neg_q50"]:.2f}',
+                          f'{values["pos_marked"]:.2f} | {values["neg_marked"]:.2f}'])
+        MMLogger.get_current_instance().info(
+            'detection scores, tumour vs tumour-free slices (best box per slice)\n'
+            + AsciiTable(table).table)
         return results
 
     def _run_cocoeval(self, metric: str, predictions: list):

@@ -102,3 +102,20 @@ def test_no_predictions_at_all(tmp_path):
 def test_only_box_and_mask_metrics():
     with pytest.raises(KeyError):
         CocoAP50Metric(metric=['bbox', 'proposal'])
+
+
+def test_slice_score_separation_is_reported_with_the_box_metrics(tmp_path):
+    ann = _write_gt(tmp_path / 'val.json', GT)
+    samples = [_sample(1, [(GTV, 0.9, 10, 10, 20, 20)]),
+               _sample(2, [(GTV, 0.4, 30, 30, 16, 12)]),
+               _sample(3, [(GTV, 0.6, 40, 5, 10, 10), (GTVLN, 0.3, 5, 5, 8, 8)])]
+    results = _evaluate(ann, samples)
+    assert results['coco/slice_score_thr'] == 0.5
+    # GTV: tumour slices 1, 2 score 0.9, 0.4; tumour-free slice 3 scores 0.6
+    assert results['coco/slice_GTV_auc'] == pytest.approx(0.5)
+    assert results['coco/slice_GTV_pos_marked'] == pytest.approx(0.5)
+    assert results['coco/slice_GTV_neg_marked'] == pytest.approx(1.0)
+    # GTVln: slice 2 has the node but no node box (0); slices 1, 3 score 0, 0.3
+    assert results['coco/slice_GTVln_auc'] == pytest.approx(0.25)
+    assert results['coco/slice_any_n_pos'] == 2 and results['coco/slice_any_n_neg'] == 1
+    assert not any(key.startswith('coco/segm_slice') for key in results)

@@ -45,3 +45,20 @@ def test_other_evaluator_is_reported():
 def test_nan_is_never_written(tmp_path):
     with pytest.raises(ValueError):
         write_metrics_json({'mAP50': math.nan}, tmp_path / 'metrics.json')
+
+
+def test_slice_scores_are_grouped_per_class_with_undefined_as_null(tmp_path):
+    from mmnpc.evaluation.slice_scores import STATS
+
+    metrics = _metrics()
+    metrics['coco/slice_score_thr'] = 0.5
+    for i, name in enumerate(('GTV', 'GTVln', 'any')):
+        metrics.update({f'coco/slice_{name}_{stat}': 0.1 * i for stat in STATS})
+    metrics['coco/slice_GTVln_auc'] = math.nan
+    summary = detection_summary(metrics, CLASSES)
+    assert summary['slice_score_thr'] == 0.5
+    assert set(summary['slice_scores']) == {'GTV', 'GTVln', 'any'}
+    assert summary['slice_scores']['any']['neg_marked'] == pytest.approx(0.2)
+    assert summary['slice_scores']['GTVln']['auc'] is None
+    write_metrics_json(summary, tmp_path / 'metrics.json')
+    assert 'slice_scores' not in detection_summary(_metrics(), CLASSES)
