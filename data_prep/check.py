@@ -235,9 +235,9 @@ def _sequence_record(sequence: str, plan, patient_id: str,
     try:
         if source.file_kind == 'rtstruct' and source.file is not None:
             record.classes = read_structure_set(source.file, patient_id, options,
-                                                plan.rtstruct_dataset(source.file)).roi_names()
+                                                plan.parsed_dataset(source.file)).roi_names()
         elif source.file_kind == 'seg' and source.file is not None:
-            dataset = plan.rtstruct_dataset(source.file)
+            dataset = plan.parsed_dataset(source.file)
             record.classes = segment_classes(dataset if dataset is not None else source.file,
                                              options, patient_id=patient_id)
         elif source.file_kind == 'label_map' and source.file is not None:

@@ -54,7 +54,7 @@ def contour_masks(patient_id: str, sequence: str, target: MrSeries, source: Cont
     structure = None
     if source.file_kind == 'rtstruct':
         structure = read_structure_set(source.file, patient_id, options,
-                                       plan.rtstruct_dataset(source.file))
+                                       plan.parsed_dataset(source.file))
         warnings += [f'{sequence} {label}: {w}' for w in structure.warnings]
         names = structure.roi_names()
     elif source.file_kind == 'seg':
@@ -86,7 +86,7 @@ def contour_masks(patient_id: str, sequence: str, target: MrSeries, source: Cont
 
 
 def _dataset_or_path(plan: PatientPlan, source: ContourSource):
-    dataset = plan.rtstruct_dataset(source.file)
+    dataset = plan.parsed_dataset(source.file)
     return dataset if dataset is not None else source.file
 
 
@@ -109,7 +109,7 @@ def _registration(patient_id: str, sequence: str, target: MrSeries, donor: MrSer
     """(4 x 4 matrix donor LPS -> target LPS, quality record or None for a REG)."""
     target_series, donor_series = plan.series_of[sequence], plan.series_of[source.drawn_on]
     if source.registration == 'DICOM REG':
-        dataset = plan.rtstruct_dataset(source.registration_file)
+        dataset = plan.parsed_dataset(source.registration_file)
         if dataset is None:
             dataset = pydicom.dcmread(source.registration_file, force=True)
         matrix = read_spatial_registration(

@@ -173,7 +173,7 @@ class PatientPlan:
     warnings: dict[str, list[str]] = field(default_factory=dict)
     datasets: dict[Path, Dataset] = field(default_factory=dict, repr=False)
 
-    def rtstruct_dataset(self, path: Path | None) -> Dataset | None:
+    def parsed_dataset(self, path: Path | None) -> Dataset | None:
         """The dataset discovery parsed from ``path`` (RTSTRUCT, SEG or REG), or None."""
         return self.datasets.get(path)
 
