@@ -1,0 +1,62 @@
+"""benchmarks/synthetic_reference.py: the generator's latents scored on a split, cohort checked."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from data_prep.synth import plan_cohort
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def reference(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / 'benchmarks'))
+    import synthetic_reference as module
+    return module
+
+
+def write_clinical(path: Path, plans, flip: str | None = None) -> None:
+    with open(path / 'clinical.csv', 'w', newline='') as handle:
+        writer = csv.DictWriter(handle, fieldnames=['patient_id', 'msom', 'split'])
+        writer.writeheader()
+        for i, plan in enumerate(plans):
+            msom = int(plan.clinical['msom'])
+            writer.writerow({'patient_id': plan.patient_id,
+                             'msom': 1 - msom if plan.patient_id == flip else msom,
+                             'split': 'test' if i % 2 else 'train'})
+
+
+def test_latent_aucs_on_the_test_patients(tmp_path, reference):
+    plans = plan_cohort(40, 3)
+    write_clinical(tmp_path, plans)
+    assert reference.main(['--data-root', str(tmp_path), '--patients', '40', '--seed', '3']) == 0
+    result = json.loads((tmp_path / 'synthetic_reference.json').read_text())
+    test = [p for i, p in enumerate(plans) if i % 2]
+    labels = [int(p.clinical['msom']) for p in test]
+    assert result['n_patients'] == 20 and result['n_positive'] == sum(labels)
+    for latent in ('z_img', 'clinical_score', 'oracle_risk'):
+        expected = roc_auc_score(labels, [getattr(p, latent) for p in test])
+        record = result['latents'][latent]
+        assert record['auc'] == pytest.approx(expected)
+        assert record['auc_ci_low'] <= record['auc'] <= record['auc_ci_high']
+    assert not np.isclose(result['latents']['z_img']['auc'],
+                          result['latents']['oracle_risk']['auc'])
+
+
+def test_a_cohort_made_with_another_seed_is_refused(tmp_path, reference):
+    plans = plan_cohort(12, 0)
+    write_clinical(tmp_path, plans, flip='NPC005')
+    with pytest.raises(SystemExit, match='NPC005.*--seed'):
+        reference.main(['--data-root', str(tmp_path), '--patients', '12', '--seed', '0'])
+    write_clinical(tmp_path, plans)
+    with pytest.raises(SystemExit, match='not in a cohort of 10'):
+        reference.main(['--data-root', str(tmp_path), '--patients', '10', '--seed', '0'])
+    with pytest.raises(SystemExit, match="no 'val' patient"):
+        reference.main(['--data-root', str(tmp_path), '--patients', '12', '--seed', '0',
+                        '--eval-split', 'val'])
