@@ -69,8 +69,9 @@ def latent_aucs(rows: list[dict], plans: dict, eval_split: str) -> dict:
     for latent in LATENTS:
         interval = delong_auc_ci(np.array([getattr(plans[row['patient_id']], latent)
                                            for row in chosen]), labels)
-        out[latent] = {'auc': interval.auc, 'auc_ci_low': interval.ci_low,
-                       'auc_ci_high': interval.ci_high}
+        out[latent] = {key: None if np.isnan(value) else float(value) for key, value in (
+            ('auc', interval.auc), ('auc_ci_low', interval.ci_low),
+            ('auc_ci_high', interval.ci_high))}  # None: undefined (one class only)
     return {'eval_split': eval_split, 'n_patients': len(chosen),
             'n_positive': int(labels.sum()), 'latents': out}
 
@@ -89,9 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f'error: {error}')
     result.update(patients=args.patients, seed=args.seed, data_root=str(args.data_root))
     out = args.out or args.data_root / 'synthetic_reference.json'
-    out.write_text(json.dumps(result, indent=2) + '\n')
+    out.write_text(json.dumps(result, indent=2, allow_nan=False) + '\n')
     print(f'{args.eval_split} patients: {result["n_patients"]} ({result["n_positive"]} with MSOM)')
     for latent, r in result['latents'].items():
+        if r['auc'] is None or r['auc_ci_low'] is None:
+            print(f'  {latent:<15} AUC {r["auc"]} (undefined CI: a class has < 2 patients)')
+            continue
         print(f'  {latent:<15} AUC {r["auc"]:.3f} (95% CI {r["auc_ci_low"]:.3f}-'
               f'{r["auc_ci_high"]:.3f})')
     print(f'written to {out}')

@@ -23,7 +23,11 @@ has one, else validation, which the output says). It writes
 why a transfer does or does not help (e.g. a lower backbone learning rate:
 ``optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult=0.1``, or feature
 extraction: ``model.backbone.frozen_stages=4``); ``--tag`` names such a variant's
-folder. Runs whose ``metrics.json`` exists are not repeated (resume).
+folders and its summary (``transfer_<tag>.json`` / ``.md``; required with
+``--detector-options``). Runs whose ``metrics.json`` exists are not repeated
+(resume); each run records its command line options in ``options.json`` and a
+resume with other options is refused. The paired difference is AUC(detector
+arm) - AUC(random) on the patients both scored.
 
     python benchmarks/transfer.py --data-root DATA --det-checkpoint DET/iter_N.pth \\
         --seeds 0 1 2 --iters 500 --work-dir work_dirs/transfer
@@ -72,18 +76,26 @@ def train_and_test(config: str, arm: str, seed: int, args: argparse.Namespace,
     """One run (resumed when its metrics.json exists); its metrics with the wall time."""
     out = run_dir(work_dir, config, args.tag if arm == 'detector' else arm, seed)
     metrics_file = out / 'metrics.json'
-    if not metrics_file.exists():
-        options = [f'randomness.seed={seed}', *args.cfg_options]
-        if args.iters:
-            # validated once, by tools/test.py below: no in-training validation, no 'best' copy
-            options += [f'train_cfg.max_iters={args.iters}',
-                        f'train_cfg.val_begin={args.iters + 1}',
-                        'default_hooks.checkpoint.save_best=None',
-                        f'default_hooks.checkpoint.interval={args.iters}']
-        init = []
-        if arm == 'detector':
-            init = ['--det-checkpoint', args.det_checkpoint]
-            options += args.detector_options
+    options = [f'randomness.seed={seed}', *args.cfg_options]
+    if args.iters:
+        # validated once, by tools/test.py below: no in-training validation, no 'best' copy
+        options += [f'train_cfg.max_iters={args.iters}', f'train_cfg.val_begin={args.iters + 1}',
+                    'default_hooks.checkpoint.save_best=None',
+                    f'default_hooks.checkpoint.interval={args.iters}']
+    init = []
+    if arm == 'detector':
+        init = ['--det-checkpoint', args.det_checkpoint]
+        options += args.detector_options
+    recorded = {'config': config, 'data_root': args.data_root, 'init': init, 'options': options}
+    if metrics_file.exists():
+        before = json.loads((out / 'options.json').read_text()) \
+            if (out / 'options.json').exists() else None
+        if before != recorded:
+            sys.exit(f'{out} holds a run with other settings ({before}); use another --work-dir '
+                     'or --tag')
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / 'options.json').write_text(json.dumps(recorded, indent=2) + '\n')
         seconds = run([sys.executable, 'tools/train.py', config, '--data-root', args.data_root,
                        '--work-dir', str(out), *init, '--cfg-options', *options])
         checkpoint = (out / 'last_checkpoint').read_text().strip()
@@ -98,7 +110,10 @@ def train_and_test(config: str, arm: str, seed: int, args: argparse.Namespace,
 
 def paired_p(config: str, seed: int, args: argparse.Namespace, work_dir: Path,
              eval_split: str) -> dict:
-    """Paired DeLong of the two arms of one config and seed on their common patients."""
+    """Paired DeLong of the two arms of one config and seed on their common patients.
+
+    ``difference`` is AUC(detector arm) - AUC(random init).
+    """
     import pandas as pd
 
     from mmnpc.evaluation.model_comparison import compare_models
@@ -121,12 +136,13 @@ def _number(value) -> float | None:
     return None if math.isnan(value) else value
 
 
-def mean_sd(values: list[float | None]) -> tuple[float | None, float | None]:
-    """Mean and sample SD of the defined values (SD None below two)."""
-    defined = [v for v in values if v is not None]
+def mean_sd(values: list[float | None]) -> tuple[float | None, float | None, int]:
+    """Mean and sample SD of the defined values (SD None below two), and their number."""
+    defined = [v for v in values if v is not None and not math.isnan(v)]
     if not defined:
-        return None, None
-    return statistics.fmean(defined), statistics.stdev(defined) if len(defined) > 1 else None
+        return None, None, 0
+    sd = statistics.stdev(defined) if len(defined) > 1 else None
+    return statistics.fmean(defined), sd, len(defined)
 
 
 def summarise(runs: dict, comparisons: dict, args: argparse.Namespace) -> dict:
@@ -138,8 +154,8 @@ def summarise(runs: dict, comparisons: dict, args: argparse.Namespace) -> dict:
         per_arm = {}
         for arm in arms:
             aucs = [runs[name][arm][seed]['auc'] for seed in args.seeds]
-            mean, sd = mean_sd(aucs)
-            per_arm[arm] = {'auc_mean': mean, 'auc_sd': sd,
+            mean, sd, n = mean_sd(aucs)
+            per_arm[arm] = {'auc_mean': mean, 'auc_sd': sd, 'n_defined': n,
                             'runs': {str(seed): runs[name][arm][seed] for seed in args.seeds}}
         summary[name] = {'arms': per_arm,
                          'paired_delong': {str(s): comparisons[name][s] for s in args.seeds}}
@@ -155,7 +171,7 @@ def summarise(runs: dict, comparisons: dict, args: argparse.Namespace) -> dict:
 def markdown(summary: dict) -> str:
     """One row per config, arm and seed, then the mean +- SD rows."""
     def f(value, digits=3):
-        return 'n/a' if value is None else f'{value:.{digits}f}'
+        return 'n/a' if value is None or math.isnan(value) else f'{value:.{digits}f}'
 
     lines = [f'Patients: {summary["eval_split"]} split' + (
         f' ({summary["caveat"]})' if summary['caveat'] else ''), '',
@@ -168,8 +184,8 @@ def markdown(summary: dict) -> str:
                 lines.append(f'| `{config}` | {arm} | {seed} | {f(r["auc"])} | '
                              f'{f(r["auc_ci_low"])}-{f(r["auc_ci_high"])} | '
                              f'{"-" if arm == "random" else f(p)} |')
-            lines.append(f'| `{config}` | {arm} | mean +- SD | {f(stats["auc_mean"])} +- '
-                         f'{f(stats["auc_sd"])} | | |')
+            lines.append(f'| `{config}` | {arm} | mean +- SD ({stats["n_defined"]} seeds) | '
+                         f'{f(stats["auc_mean"])} +- {f(stats["auc_sd"])} | | |')
     return '\n'.join(lines) + '\n'
 
 
@@ -177,6 +193,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.tag == 'random':
         sys.exit('--tag random would overwrite the random-init runs')
+    if args.detector_options and args.tag == 'detector':
+        sys.exit('--detector-options need a --tag of their own (the plain detector arm is '
+                 '"detector")')
     args.data_root = str(Path(args.data_root).resolve())
     args.det_checkpoint = str(Path(args.det_checkpoint).resolve())
     work_dir = Path(args.work_dir)
@@ -194,11 +213,22 @@ def main(argv: list[str] | None = None) -> None:
         comparisons[name] = {seed: paired_p(config, seed, args, work_dir, split)
                              for seed in args.seeds}
     summary = summarise(runs, comparisons, args)
-    (work_dir / 'transfer.json').write_text(json.dumps(summary, indent=2) + '\n')
+    stem = 'transfer' if args.tag == 'detector' else f'transfer_{args.tag}'
+    (work_dir / f'{stem}.json').write_text(
+        json.dumps(_nan_to_none(summary), indent=2, allow_nan=False) + '\n')
     table = markdown(summary)
-    (work_dir / 'transfer.md').write_text(table)
+    (work_dir / f'{stem}.md').write_text(table)
     print('\n' + table)
-    print(f'[transfer] written to {work_dir / "transfer.json"} and transfer.md')
+    print(f'[transfer] written to {work_dir / stem}.json and {stem}.md')
+
+
+def _nan_to_none(value):
+    """JSON-ready: NaN (an undefined AUC) becomes null, recursively."""
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 if __name__ == '__main__':

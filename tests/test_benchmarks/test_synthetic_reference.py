@@ -49,7 +49,7 @@ def test_latent_aucs_on_the_test_patients(tmp_path, reference):
                           result['latents']['oracle_risk']['auc'])
 
 
-def test_a_cohort_made_with_another_seed_is_refused(tmp_path, reference):
+def test_labels_that_differ_from_the_replanned_cohort_are_refused(tmp_path, reference):
     plans = plan_cohort(12, 0)
     write_clinical(tmp_path, plans, flip='NPC005')
     with pytest.raises(SystemExit, match='NPC005.*--seed'):
@@ -60,3 +60,13 @@ def test_a_cohort_made_with_another_seed_is_refused(tmp_path, reference):
     with pytest.raises(SystemExit, match="no 'val' patient"):
         reference.main(['--data-root', str(tmp_path), '--patients', '12', '--seed', '0',
                         '--eval-split', 'val'])
+
+
+def test_a_split_with_one_class_gives_null_not_nan(tmp_path, reference):
+    plans = [p for p in plan_cohort(30, 1) if int(p.clinical['msom']) == 0][:6]
+    write_clinical(tmp_path, plans)
+    rows = [{'patient_id': p.patient_id, 'msom': p.clinical['msom'], 'split': 'test'}
+            for p in plans]
+    result = reference.latent_aucs(rows, {p.patient_id: p for p in plans}, 'test')
+    assert result['latents']['z_img'] == {'auc': None, 'auc_ci_low': None, 'auc_ci_high': None}
+    json.dumps(result, allow_nan=False)

@@ -63,7 +63,7 @@ def test_runs_both_arms_per_seed_and_summarises(tmp_path, monkeypatch, transfer)
     det.write_bytes(b'')
     argv = ['--data-root', str(tmp_path / 'data'), '--det-checkpoint', str(det),
             '--configs', 'configs/msom_fusion_tiny.py', '--seeds', '0', '1', '2',
-            '--iters', '7', '--work-dir', str(tmp_path / 'w'),
+            '--iters', '7', '--work-dir', str(tmp_path / 'w'), '--tag', 'frozen',
             '--detector-options', 'model.backbone.frozen_stages=4']
     transfer.main(argv)
 
@@ -76,10 +76,10 @@ def test_runs_both_arms_per_seed_and_summarises(tmp_path, monkeypatch, transfer)
     assert sorted(c[c.index('--cfg-options') + 1] for c in trains) == \
         ['randomness.seed=0'] * 2 + ['randomness.seed=1'] * 2 + ['randomness.seed=2'] * 2
 
-    summary = json.loads((tmp_path / 'w' / 'transfer.json').read_text())
+    summary = json.loads((tmp_path / 'w' / 'transfer_frozen.json').read_text())
     assert summary['eval_split'] == 'test' and summary['caveat'] is None
     entry = summary['configs']['msom_fusion_tiny']
-    for arm in ('detector', 'random'):
+    for arm in ('frozen', 'random'):
         aucs = []
         for seed in (0, 1, 2):
             table = fake_scores(tmp_path / 'w' / 'msom_fusion_tiny' / arm / f'seed{seed}', seed)
@@ -87,18 +87,25 @@ def test_runs_both_arms_per_seed_and_summarises(tmp_path, monkeypatch, transfer)
             assert entry['arms'][arm]['runs'][str(seed)]['auc'] == pytest.approx(aucs[-1])
         assert entry['arms'][arm]['auc_mean'] == pytest.approx(statistics.fmean(aucs))
         assert entry['arms'][arm]['auc_sd'] == pytest.approx(statistics.stdev(aucs))
-    assert entry['arms']['detector']['auc_mean'] > entry['arms']['random']['auc_mean']
+        assert entry['arms'][arm]['n_defined'] == 3
+    assert entry['arms']['frozen']['auc_mean'] > entry['arms']['random']['auc_mean']
 
     for seed in (0, 1, 2):
-        a = fake_scores(tmp_path / 'detector', seed)
+        a = fake_scores(tmp_path / 'frozen', seed)
         b = fake_scores(tmp_path / 'random', seed)
         test = entry['paired_delong'][str(seed)]
         assert test['n_patients'] == N_PATIENTS
         assert test['difference'] == pytest.approx(
             roc_auc_score(a['label'], a['score']) - roc_auc_score(b['label'], b['score']))
         assert 0 < test['p_value'] < 1
-    table = (tmp_path / 'w' / 'transfer.md').read_text()
+    table = (tmp_path / 'w' / 'transfer_frozen.md').read_text()
     assert table.count('| `msom_fusion_tiny` |') == 8  # 2 arms x (3 seeds + mean)
+    for seed in (0, 1, 2):  # the table's p-values are the JSON's
+        p = entry['paired_delong'][str(seed)]['p_value']
+        assert f'| `msom_fusion_tiny` | frozen | {seed} |' in table
+        row = next(line for line in table.splitlines()
+                   if line.startswith(f'| `msom_fusion_tiny` | frozen | {seed} |'))
+        assert row.endswith(f'| {p:.3f} |')
 
 
 def test_resumes_finished_runs(tmp_path, monkeypatch, transfer):
@@ -122,3 +129,18 @@ def test_validation_only_cohort_says_so(tmp_path, transfer):
                                  {'x': {0: {'p_value': None}}}, args)
     assert summary['caveat'] and 'validation' in summary['caveat']
     assert summary['configs']['x']['arms']['random']['auc_sd'] is None
+
+
+def test_a_resume_with_other_settings_or_an_untagged_variant_is_refused(tmp_path, monkeypatch,
+                                                                         transfer):
+    calls: list = []
+    monkeypatch.setattr(transfer, 'run', fake_run(calls))
+    det = tmp_path / 'det.pth'
+    det.write_bytes(b'')
+    argv = ['--data-root', str(tmp_path), '--det-checkpoint', str(det), '--configs',
+            'configs/msom_cet1_tiny.py', '--seeds', '0', '--work-dir', str(tmp_path / 'w')]
+    transfer.main(argv)
+    with pytest.raises(SystemExit, match='other settings'):
+        transfer.main([*argv, '--iters', '9'])
+    with pytest.raises(SystemExit, match='--tag'):
+        transfer.main([*argv, '--detector-options', 'model.backbone.frozen_stages=4'])
