@@ -9,7 +9,8 @@ highest score of its detections of that class (0 when it has none), and the
 slices with ground truth of the class are compared with the others:
 
 * ``auc``: the probability that a tumour slice outscores a tumour-free one
-  (ROC AUC of the slice maxima; NaN when either group is empty),
+  (ROC AUC of the slice maxima, ties counting one half -- every slice without
+  a detection scores 0; NaN when either group is empty),
 * ``pos_q10`` / ``pos_q50`` / ``pos_q90`` and ``neg_...``: quantiles of the maxima
   on tumour and tumour-free slices,
 * ``pos_marked`` / ``neg_marked``: the share of each group at or above the

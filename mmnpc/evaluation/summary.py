@@ -75,6 +75,13 @@ def detection_summary(metrics: Mapping[str, Any], classes: Sequence[str],
         summary['slice_scores'] = {
             name: {stat: _defined(get(f'slice_{name}_{stat}')) for stat in STATS}
             for name in (*classes, ANY)}
+        for name, stats in summary['slice_scores'].items():
+            for count in ('n_pos', 'n_neg'):
+                stats[count] = None if stats[count] is None else int(stats[count])
+            if not stats['n_pos'] or not stats['n_neg']:
+                missing = 'tumour' if not stats['n_pos'] else 'tumour-free'
+                notes.append(f'slice_scores {name}: no {missing} slice in this split, so its '
+                             'slice AUC is undefined (null)')
     if summary['mAP50'] is None:
         notes.append('no class has ground truth in this split: mAP50 is undefined (null)')
     summary['notes'] = notes

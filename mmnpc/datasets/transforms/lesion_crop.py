@@ -27,6 +27,14 @@ class LesionCrop(RandomCrop):
     own: boxes are clipped to the crop and recomputed from the cropped masks,
     and negative crops are kept (tumour-free regions are training data too).
 
+    Required Keys: img, gt_bboxes (optional), gt_bboxes_labels, gt_masks,
+    gt_ignore_flags (lesions flagged ignore are never chosen to centre on).
+
+    Modified Keys: img, img_shape, gt_bboxes, gt_bboxes_labels, gt_masks,
+    gt_ignore_flags.
+
+    Added Keys: homography_matrix (composed with an existing one).
+
     Args:
         crop_size: (w, h) in pixels, as ``RandomCrop``'s absolute crop size.
         lesion_prob: share of crops placed on a lesion when the slice has one.
@@ -52,6 +60,9 @@ class LesionCrop(RandomCrop):
     def transform(self, results: dict) -> Union[dict, None]:
         boxes = results.get('gt_bboxes')
         boxes = np.zeros((0, 4)) if boxes is None else boxes.numpy().reshape(-1, 4)
+        ignore = results.get('gt_ignore_flags')
+        if ignore is not None and len(ignore) == len(boxes):
+            boxes = boxes[~np.asarray(ignore, dtype=bool)]
         self._image_hw = tuple(results['img'].shape[:2])
         self._target = self._choose_lesion(boxes)
         return super().transform(results)

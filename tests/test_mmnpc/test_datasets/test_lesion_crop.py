@@ -82,3 +82,14 @@ def test_lesion_larger_than_the_crop_is_centred_and_slice_without_lesion_crops()
 def test_rejects_a_probability_outside_0_1():
     with pytest.raises(ValueError, match='lesion_prob'):
         TRANSFORMS.build(dict(type='LesionCrop', crop_size=(CROP, CROP), lesion_prob=1.5))
+
+
+def test_a_lesion_flagged_ignore_is_never_the_one_kept_whole():
+    np.random.seed(3)
+    transform = TRANSFORMS.build(dict(type='LesionCrop', crop_size=(CROP, CROP), lesion_prob=1.0))
+    lesions = [(40, 300, 70, 330), (400, 60, 425, 90)]
+    for _ in range(50):
+        results = slice_with(lesions)
+        results['gt_ignore_flags'] = np.array([True, False])
+        x0, y0 = crop_origin(transform(results))
+        assert x0 <= 400 and 425 <= x0 + CROP and y0 <= 60 and 90 <= y0 + CROP

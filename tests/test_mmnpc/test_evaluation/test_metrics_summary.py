@@ -54,11 +54,17 @@ def test_slice_scores_are_grouped_per_class_with_undefined_as_null(tmp_path):
     metrics['coco/slice_score_thr'] = 0.5
     for i, name in enumerate(('GTV', 'GTVln', 'any')):
         metrics.update({f'coco/slice_{name}_{stat}': 0.1 * i for stat in STATS})
+        metrics.update({f'coco/slice_{name}_n_pos': 12.0, f'coco/slice_{name}_n_neg': 30.0})
     metrics['coco/slice_GTVln_auc'] = math.nan
+    metrics['coco/slice_GTVln_n_pos'] = 0.0
     summary = detection_summary(metrics, CLASSES)
     assert summary['slice_score_thr'] == 0.5
     assert set(summary['slice_scores']) == {'GTV', 'GTVln', 'any'}
     assert summary['slice_scores']['any']['neg_marked'] == pytest.approx(0.2)
+    assert summary['slice_scores']['GTV']['n_neg'] == 30
+    assert isinstance(summary['slice_scores']['GTV']['n_neg'], int)
     assert summary['slice_scores']['GTVln']['auc'] is None
+    assert summary['notes'] == ['slice_scores GTVln: no tumour slice in this split, so its '
+                                'slice AUC is undefined (null)']
     write_metrics_json(summary, tmp_path / 'metrics.json')
     assert 'slice_scores' not in detection_summary(_metrics(), CLASSES)
