@@ -52,15 +52,19 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def iteration_options(iters: int | None) -> list[str]:
+    """cfg-options for ``iters`` iterations validated once, by tools/test.py afterwards:
+    no in-training validation, no 'best' copy, one checkpoint at the end."""
+    if not iters:
+        return []
+    return [f'train_cfg.max_iters={iters}', f'train_cfg.val_begin={iters + 1}',
+            'default_hooks.checkpoint.save_best=None', f'default_hooks.checkpoint.interval={iters}']
+
+
 def train_and_test(config: str, args: argparse.Namespace, work_dir: Path) -> dict:
     """Train ``config``, test its last checkpoint; return its metrics.json."""
     out = work_dir / Path(config).stem
-    options = [f'randomness.seed={args.seed}', *args.cfg_options]
-    if args.iters:
-        # validated once, by tools/test.py below: no in-training validation, no 'best' copy
-        options += [f'train_cfg.max_iters={args.iters}', f'train_cfg.val_begin={args.iters + 1}',
-                    'default_hooks.checkpoint.save_best=None',
-                    f'default_hooks.checkpoint.interval={args.iters}']
+    options = [f'randomness.seed={args.seed}', *args.cfg_options, *iteration_options(args.iters)]
     det = ['--det-checkpoint', args.det_checkpoint] if args.det_checkpoint else []
     seconds = run([sys.executable, 'tools/train.py', config, '--data-root', args.data_root,
                    '--work-dir', str(out), *det, '--cfg-options', *options])

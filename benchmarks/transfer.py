@@ -37,10 +37,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
 from pathlib import Path
 
+from train_classifier import iteration_options
 from train_detector import REPO, run
 
 ARMS = ('detector', 'random')
@@ -76,12 +76,7 @@ def train_and_test(config: str, arm: str, seed: int, args: argparse.Namespace,
     """One run (resumed when its metrics.json exists); its metrics with the wall time."""
     out = run_dir(work_dir, config, args.tag if arm == 'detector' else arm, seed)
     metrics_file = out / 'metrics.json'
-    options = [f'randomness.seed={seed}', *args.cfg_options]
-    if args.iters:
-        # validated once, by tools/test.py below: no in-training validation, no 'best' copy
-        options += [f'train_cfg.max_iters={args.iters}', f'train_cfg.val_begin={args.iters + 1}',
-                    'default_hooks.checkpoint.save_best=None',
-                    f'default_hooks.checkpoint.interval={args.iters}']
+    options = [f'randomness.seed={seed}', *args.cfg_options, *iteration_options(args.iters)]
     init = []
     if arm == 'detector':
         init = ['--det-checkpoint', args.det_checkpoint]
@@ -136,17 +131,10 @@ def _number(value) -> float | None:
     return None if math.isnan(value) else value
 
 
-def mean_sd(values: list[float | None]) -> tuple[float | None, float | None, int]:
-    """Mean and sample SD of the defined values (SD None below two), and their number."""
-    defined = [v for v in values if v is not None and not math.isnan(v)]
-    if not defined:
-        return None, None, 0
-    sd = statistics.stdev(defined) if len(defined) > 1 else None
-    return statistics.fmean(defined), sd, len(defined)
-
-
 def summarise(runs: dict, comparisons: dict, args: argparse.Namespace) -> dict:
     """transfer.json: the runs, mean +- SD per config and arm, the paired p per seed."""
+    from mmnpc.evaluation.cross_validation import mean_sd
+
     arms = (args.tag, 'random')
     summary = {}
     for config in args.configs:
@@ -154,8 +142,9 @@ def summarise(runs: dict, comparisons: dict, args: argparse.Namespace) -> dict:
         per_arm = {}
         for arm in arms:
             aucs = [runs[name][arm][seed]['auc'] for seed in args.seeds]
-            mean, sd, n = mean_sd(aucs)
-            per_arm[arm] = {'auc_mean': mean, 'auc_sd': sd, 'n_defined': n,
+            stats = mean_sd(aucs)
+            per_arm[arm] = {'auc_mean': stats['mean'], 'auc_sd': stats['sd'],
+                            'n_defined': stats['n'],
                             'runs': {str(seed): runs[name][arm][seed] for seed in args.seeds}}
         summary[name] = {'arms': per_arm,
                          'paired_delong': {str(s): comparisons[name][s] for s in args.seeds}}
