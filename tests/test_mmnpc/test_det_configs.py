@@ -11,8 +11,9 @@ from mmengine.utils import get_installed_path
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs'
 CONFIGS = sorted(CONFIG_DIR.glob('det_*.py'))
-FULL = [c for c in CONFIGS if not c.stem.endswith('_tiny')]
+FULL = [c for c in CONFIGS if not c.stem.endswith(('_tiny', '_cpu'))]
 TINY = [c for c in CONFIGS if c.stem.endswith('_tiny')]
+CPU = [c for c in CONFIGS if c.stem.endswith('_cpu')]
 
 
 def _ids(paths):
@@ -49,9 +50,10 @@ def any_config(request):
     return request.param, Config.fromfile(str(request.param))
 
 
-def test_there_are_full_and_tiny_configs_for_every_sequence():
+def test_there_are_full_tiny_and_cpu_configs_for_every_sequence():
     assert _ids(FULL) == ['det_cet1', 'det_t1', 'det_t2']
     assert _ids(TINY) == ['det_cet1_tiny', 'det_t1_tiny', 'det_t2_tiny']
+    assert _ids(CPU) == ['det_cet1_cpu', 'det_t1_cpu', 'det_t2_cpu']
 
 
 def test_two_classes_everywhere(any_config):
@@ -142,3 +144,31 @@ def test_tiny_changes_only_schedule_input_size_and_roi_samples(path):
         assert [t for t in pipeline if t['type'] == 'Resize'][0]['scale'] == (256, 256)
     assert tiny.train_cfg.type == 'IterBasedTrainLoop'
     assert tiny.train_dataloader.batch_size == 2
+
+
+@pytest.mark.parametrize('path', CPU, ids=_ids(CPU))
+def test_cpu_recipe_trains_on_full_resolution_lesion_crops(path):
+    cpu = Config.fromfile(str(path))
+    tiny = Config.fromfile(str(path.with_name(path.stem[:-len('_cpu')] + '_tiny.py')))
+    cpu_model, tiny_model = cpu.model.to_dict(), tiny.model.to_dict()
+    # anchors 16..256 px at the full 512 px resolution (smallest nodes ~9 px)
+    anchors = cpu_model['rpn_head']['anchor_generator']
+    assert [anchors['scales'][0] * s for s in anchors['strides']] == [16, 32, 64, 128, 256]
+    # fewer RoIs sampled for the R-CNN heads (a crop holds a few lesions), same ratio
+    assert cpu_model['train_cfg']['rcnn']['sampler'].pop('num') == 64
+    assert tiny_model['train_cfg']['rcnn']['sampler'].pop('num') == 128
+    assert cpu_model == tiny_model  # otherwise the tiny configs' model and test-time limits
+    train = [t['type'] for t in cpu.train_dataloader.dataset.pipeline]
+    assert train == ['LoadImageFromFile', 'LoadAnnotations', 'Resize', 'LesionCrop',
+                     'RandomFlip', 'PackDetInputs']
+    crop = cpu.train_dataloader.dataset.pipeline[3]
+    assert crop['crop_size'] == (256, 256) and 0 < crop['lesion_prob'] < 1
+    for pipeline in (cpu.train_dataloader.dataset.pipeline, cpu.test_dataloader.dataset.pipeline):
+        assert [t for t in pipeline if t['type'] == 'Resize'][0]['scale'] == (512, 512)
+    assert 'LesionCrop' not in [t['type'] for t in cpu.test_dataloader.dataset.pipeline]
+    # an iteration schedule whose milestones follow its length (iteration_overrides)
+    assert cpu.train_cfg.type == 'IterBasedTrainLoop'
+    step = [s for s in cpu.param_scheduler if s['type'] == 'MultiStepLR'][0]
+    assert step['end'] == cpu.train_cfg.max_iters
+    assert all(0 < m < cpu.train_cfg.max_iters for m in step['milestones'])
+    assert cpu.test_dataloader.dataset.ann_file == 'annotations/test.json'
