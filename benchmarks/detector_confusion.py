@@ -96,7 +96,8 @@ def labels_of_found(gt: dict, results: list[dict], iou: float, score_thr: float)
 
 def main() -> None:
     args = parse_args()
-    gt = json.load(open(args.ann))
+    with open(args.ann) as handle:
+        gt = json.load(handle)
     with open(args.dets, 'rb') as handle:
         results = coco_results(pickle.load(handle))
     summary = {'ap50': {c['name']: ap50(gt, results, c['id']) for c in gt['categories']},

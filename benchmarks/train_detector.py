@@ -116,17 +116,14 @@ def learning_summary(records: list[dict]) -> dict:
     }
 
 
-def schedule_options(args: argparse.Namespace) -> tuple[list[str], int]:
+def schedule_options(args: argparse.Namespace, cfg) -> tuple[list[str], int]:
     """cfg-options for the schedule (length, validations, checkpoints) and its length.
 
     Validation in training runs only at the intermediate intervals: tools/test.py
     evaluates the last checkpoint (MMEngine would also validate it).
     """
-    from mmengine.config import Config
-
     from mmnpc.evaluation.cross_validation import iteration_overrides
 
-    cfg = Config.fromfile(str(REPO / args.config))
     iters = args.iters or int(cfg.train_cfg.max_iters)
     options = iteration_overrides(cfg, iters)
     if args.val_interval and args.val_interval < iters:
@@ -139,20 +136,18 @@ def schedule_options(args: argparse.Namespace) -> tuple[list[str], int]:
     return options, iters
 
 
-def eval_options(args: argparse.Namespace, data_root: Path, work_dir: Path) -> list[str]:
+def eval_options(args: argparse.Namespace, sequence: str, data_root: Path,
+                 work_dir: Path) -> list[str]:
     """cfg-options pointing tools/test.py at the evaluated patients (and slices).
 
     tools/test.py reports a split it is pointed at under that file's name
     (``val``, ``test_step4``, ...).
     """
-    from mmengine.config import Config
-
     from mmnpc.datasets.coco_subset import write_every_kth_slice
 
     if args.slice_step == 1:
         return [] if args.eval_split == 'test' else [
             'test_dataloader.dataset.ann_file=annotations/val.json']
-    sequence = Config.fromfile(str(REPO / args.config)).sequence
     subset = work_dir / f'{args.eval_split}_step{args.slice_step}.json'
     counts = write_every_kth_slice(data_root / sequence / 'annotations' /
                                    f'{args.eval_split}.json', subset, args.slice_step)
@@ -169,12 +164,15 @@ def main() -> None:
     data_root = Path(args.data_root).resolve() if args.data_root else synthetic_data(
         work_dir, args.patients, args.seed)
     train_dir = work_dir / Path(args.config).stem
-    train_options, iters = schedule_options(args)
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(REPO / args.config))
+    train_options, iters = schedule_options(args, cfg)
     options = [*train_options, f'randomness.seed={args.seed}', *args.cfg_options]
     train_s = run([sys.executable, 'tools/train.py', args.config, '--data-root', str(data_root),
                    '--work-dir', str(train_dir), '--cfg-options', *options])
     checkpoint = (train_dir / 'last_checkpoint').read_text().strip()
-    test_options = [*args.cfg_options, *eval_options(args, data_root, work_dir)]
+    test_options = [*args.cfg_options, *eval_options(args, cfg.sequence, data_root, work_dir)]
     extra = ['--cfg-options', *test_options] if test_options else []
     test_s = run([sys.executable, 'tools/test.py', args.config, checkpoint, '--data-root',
                   str(data_root), '--work-dir', str(train_dir), *extra])

@@ -1,13 +1,13 @@
 # CPU recipe for a Stage-1 detector that learns the built-in cohort's tumours
 # on 2 cores (83 min here; README "Stage 1": GTV AP@0.5 0.79 on held-out
-# patients, nodes not yet learnt), shared by det_{t1,t2,cet1}_cpu.py. The model is still
-# Mask R-CNN R50-FPN from random initialisation; the full-size configs keep the
-# paper's settings. It keeps the CPU settings of the tiny smoke configs
-# (_base_/det_tiny_cpu.py: batch 2, 300 proposals and 20 detections per slice at
-# test time, an iteration schedule), restated here to keep inheritance three
-# levels deep. What differs from them, and why, from the converted synthetic cohort's lesion sizes (512 px slices,
-# about 0.45 mm per pixel; box long side, 5-95 %: GTV 20-80 px, median 50;
-# GTVln 9-48 px, median 27):
+# patients, nodes not yet learnt), shared by det_{t1,t2,cet1}_cpu.py. The model
+# is still Mask R-CNN R50-FPN from random initialisation; the full-size configs
+# keep the paper's settings. It keeps the CPU settings of the tiny smoke
+# configs (_base_/det_tiny_cpu.py: batch 2, 300 proposals and 20 detections per
+# slice at test time, an iteration schedule), restated here to keep inheritance
+# three levels deep. What differs from them, and why, from the converted
+# synthetic cohort's lesion sizes (512 px slices, about 0.45 mm per pixel; box
+# long side, 5-95 %: GTV 20-80 px, median 50; GTVln 9-48 px, median 27):
 #
 # * Full resolution. Downscaling the slice to 256 px halves every lesion: half
 #   of the nodes would be under 14 px, smaller than the smallest tiny anchor.
