@@ -3,6 +3,7 @@
     python tools/predict.py PATIENT_DICOM_DIR --det-checkpoint DET.pth \\
         --cls-checkpoint CLS.pth --config configs/msom_fusion.py \\
         [--clinical clinical.json] [--cutoff X | --cutoff-file F] [--seg] --out DIR
+        [--det-score-thr THR | DET_VAL_METRICS.json]
 
 The folder name of PATIENT_DICOM_DIR is the patient id. Writes DIR/prediction.json
 (msom_score, risk_group, cutoff, the slices used with their detections in px and
@@ -50,8 +51,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--seg', action='store_true',
                         help='also write detections_seg.dcm: a DICOM SEG (BINARY, one segment '
                         'per detected class) of the detections on the input series\' images')
-    parser.add_argument('--det-score-thr', type=float, default=0.5,
-                        help='a slice is used when a GTV/GTVln detection scores >= this (0.5)')
+    parser.add_argument('--det-score-thr', metavar='THR|METRICS_JSON',
+                        help='a slice is used when a GTV/GTVln detection scores >= this: a '
+                        'number, or a detector metrics.json of the validation patients (its '
+                        'fitted slice threshold); default: the one the deployment cut-off was '
+                        'fitted with, else 0.5 (see mmnpc.inference.det_threshold)')
     parser.add_argument('--coarse-step', type=int, default=4,
                         help='first look at every N-th slice (1 mm apart), then near hits (4; '
                         '1 = every slice)')
@@ -67,6 +71,7 @@ def main() -> int:
     from data_prep.options import load_options
     from mmengine.config import Config
     from mmnpc.inference.cutoff import resolve_cutoff
+    from mmnpc.inference.det_threshold import threshold_for_prediction
     from mmnpc.inference.predict_patient import (PredictOptions, check_same_sequence,
                                                  encode_clinical, predict_patient)
     from mmnpc.inference.prediction_outputs import no_detection_message, write_prediction
@@ -79,7 +84,11 @@ def main() -> int:
                                 args.det_checkpoint)
     except ValueError as error:
         sys.exit(str(error))
-    for warning in choice.warnings:
+    try:
+        det_thr, thr_warnings = threshold_for_prediction(args.det_score_thr, choice.source)
+    except ValueError as error:
+        sys.exit(str(error))
+    for warning in (*choice.warnings, *thr_warnings):
         print(f'[predict] warning: {warning}')
     cls_cfg = Config.fromfile(str(args.config))
     classifier, encoder = init_msom_classifier(cls_cfg, str(args.cls_checkpoint), args.device)
@@ -87,25 +96,27 @@ def main() -> int:
     values = json.loads(args.clinical.read_text()) if args.clinical else None
     clinical = encode_clinical(encoder, values, patient_id, classifier.num_clinical > 0)
     detector = SliceDetector(args.det_checkpoint, args.det_config, args.device,
-                             score_thr=args.det_score_thr)
+                             score_thr=det_thr.value)
     try:
         check_same_sequence(detector, cls_cfg)
     except ValueError as error:
         sys.exit(str(error))
     cutoff = choice.value
-    options = PredictOptions(sequence=cls_cfg.sequence, det_score_thr=args.det_score_thr,
+    options = PredictOptions(sequence=cls_cfg.sequence, det_score_thr=det_thr.value,
                              coarse_step=args.coarse_step)
+    print(f'[predict] slice threshold {det_thr.value:.3f} ({det_thr.source})')
     print(f'[predict] detector config: {detector.config_source} '
           f'({detector.test_cfg.rpn.max_per_img} RPN proposals per slice; --det-config to change)')
     print(f'[predict] {patient_id}: reading {options.sequence} series, detecting tumour slices')
     pred = predict_patient(args.patient_dir, detector, classifier, cls_cfg, clinical, cutoff,
                            options, load_options(args.mapping))
-    settings = {'cutoff_source': choice.source, 'cutoff_rule': choice.rule, 'det_score_thr': args.det_score_thr,
+    settings = {'cutoff_source': choice.source, 'cutoff_rule': choice.rule,
+                'det_score_thr': det_thr.value, 'det_score_thr_source': det_thr.source,
                 'coarse_step': args.coarse_step, 'seconds': round(time.time() - start, 1)}
     record = write_prediction(args.out, pred, detector.classes, cutoff, settings, args.overwrite,
                               seg=args.seg)
     if pred.msom_score is None:
-        print(no_detection_message(pred, args.det_score_thr))
+        print(no_detection_message(pred, det_thr.value))
         return NO_TUMOUR_EXIT
     print(f'[predict] {patient_id}: MSOM score {record["msom_score"]:.3f} '
           f'({record["risk_group"]} risk, cut-off {cutoff:.3f}), mean of '

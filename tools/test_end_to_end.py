@@ -1,7 +1,7 @@
 """End-to-end evaluation: every patient gets the score tools/predict.py would give it.
 
     python tools/test_end_to_end.py CLS_CONFIG CLS_CKPT --det-checkpoint DET.pth \\
-        --data-root DATA --work-dir DIR [--det-config CFG] [--det-score-thr 0.5] \\
+        --data-root DATA --work-dir DIR [--det-config CFG] [--det-score-thr 0.5|DET_VAL.json] \\
         [--coarse-step 4] [--device cpu] [--cfg-options k=v ...] [--no-deployment-file]
 
 For the training patients and the evaluated split (test; val, with a note, for a
@@ -43,8 +43,10 @@ def parse_args() -> argparse.Namespace:
                         help='detector config (default: the one saved in the checkpoint)')
     parser.add_argument('--data-root', required=True, help='converter output folder')
     parser.add_argument('--work-dir', required=True, type=Path, help='output folder')
-    parser.add_argument('--det-score-thr', type=float, default=0.5,
-                        help='a slice is used when a GTV/GTVln detection scores >= this (0.5)')
+    parser.add_argument('--det-score-thr', metavar='THR|METRICS_JSON',
+                        help='a slice is used when a GTV/GTVln detection scores >= this: a '
+                        'number (default 0.5), or a detector metrics.json of the validation '
+                        'patients (its fitted slice threshold; mmnpc.inference.det_threshold)')
     parser.add_argument('--coarse-step', type=int, default=4,
                         help='first every N-th slice, then near hits (4), as tools/predict.py')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
@@ -76,6 +78,7 @@ def main() -> int:
     from mmnpc.evaluation.msom_report import MsomEvaluation, msom_summary
     from mmnpc.evaluation.roc_plot import plot_roc
     from mmnpc.inference.cutoff import DEPLOYMENT_FILE, checkpoint_fingerprint
+    from mmnpc.inference.det_threshold import parse_det_threshold
     from mmnpc.inference.predict_patient import (PredictOptions, check_same_sequence,
                                                  detect_and_score, score_slices)
     from mmnpc.inference.slice_detector import SliceDetector
@@ -84,6 +87,10 @@ def main() -> int:
     from mmnpc.utils import resolve_test_split, set_data_root
     from mmnpc.utils.data_root import innermost_datasets
 
+    try:
+        det_thr = parse_det_threshold(args.det_score_thr)
+    except ValueError as error:
+        sys.exit(str(error))
     cfg = Config.fromfile(str(args.config))
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -93,7 +100,7 @@ def main() -> int:
     data_root = Path(dataset['data_root'])
     classifier, encoder = init_msom_classifier(cfg, str(args.checkpoint), args.device)
     detector = SliceDetector(args.det_checkpoint, args.det_config, args.device,
-                             score_thr=args.det_score_thr)
+                             score_thr=det_thr.value)
     try:
         check_same_sequence(detector, cfg)
     except ValueError as error:
@@ -118,11 +125,11 @@ def main() -> int:
         sys.exit(str(error))
     needs_clinical = classifier.num_clinical > 0
     vectors = {p: encoder.encode(rows[p], p) if needs_clinical else None for p in patients}
-    options = PredictOptions(sequence=cfg.sequence, det_score_thr=args.det_score_thr,
+    options = PredictOptions(sequence=cfg.sequence, det_score_thr=det_thr.value,
                              coarse_step=args.coarse_step)
     print(f'[end-to-end] {len(patients)} patients ({", ".join(c.split for c in cohorts)}); '
-          f'detector {args.det_checkpoint}, score >= {args.det_score_thr}, coarse step '
-          f'{args.coarse_step}')
+          f'detector {args.det_checkpoint}, score >= {det_thr.value:.3f} ({det_thr.source}), '
+          f'coarse step {args.coarse_step}')
     table = score_cohort(
         cohorts, dataset, labels,
         score_fn_for=lambda p: partial(detect_and_score, detector=detector,
@@ -143,8 +150,9 @@ def main() -> int:
     e2e_table.to_csv(out / 'end_to_end_scores.csv', index=False)
     provenance = {'classifier_checkpoint': checkpoint_fingerprint(args.checkpoint),
                   'detector_checkpoint': checkpoint_fingerprint(args.det_checkpoint),
-                  'classifier_config': str(args.config), 'det_score_thr': args.det_score_thr,
-                  'coarse_step': args.coarse_step, 'sequence': cfg.sequence}
+                  'classifier_config': str(args.config), 'det_score_thr': det_thr.value,
+                  'det_score_thr_source': det_thr.source, 'coarse_step': args.coarse_step,
+                  'sequence': cfg.sequence}
     summary = msom_summary(MsomEvaluation(evaluation.report, e2e_table, evaluation.notes))
     summary.update(provenance)
     write_metrics_json(summary, out / 'metrics.json')

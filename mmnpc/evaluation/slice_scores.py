@@ -15,7 +15,14 @@ slices with ground truth of the class are compared with the others:
   on tumour and tumour-free slices,
 * ``pos_marked`` / ``neg_marked``: the share of each group at or above the
   threshold (slice recall, and the share of tumour-free slices marked),
-* ``n_pos`` / ``n_neg``: the slices in each group.
+* ``n_pos`` / ``n_neg``: the slices in each group,
+* ``youden_thr``: the score threshold these slices would choose themselves
+  (Youden's J on the slice maxima, :func:`mmnpc.evaluation.youden_cutoff`), with
+  ``youden_pos_marked`` / ``youden_neg_marked`` at it (NaN when either group is
+  empty). Fit on validation patients' slices, it is the slice threshold to
+  deploy (``--det-score-thr DET_VAL/metrics.json`` of tools/predict.py and
+  tools/test_end_to_end.py, see :mod:`mmnpc.inference.det_threshold`); on the
+  test split it only describes that split.
 """
 from __future__ import annotations
 
@@ -24,8 +31,11 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from .binary_stats import youden_cutoff
+
 STATS = ('auc', 'n_pos', 'n_neg', 'pos_q10', 'pos_q50', 'pos_q90', 'neg_q10', 'neg_q50',
-         'neg_q90', 'pos_marked', 'neg_marked')
+         'neg_q90', 'pos_marked', 'neg_marked', 'youden_thr', 'youden_pos_marked',
+         'youden_neg_marked')
 ANY = 'any'
 
 
@@ -66,12 +76,16 @@ def _stats(positive: np.ndarray, score: np.ndarray, threshold: float) -> dict[st
     def quantile(values: np.ndarray, q: float) -> float:
         return float(np.quantile(values, q)) if values.size else float('nan')
 
-    def share(values: np.ndarray) -> float:
-        return float(np.mean(values >= threshold)) if values.size else float('nan')
+    def share(values: np.ndarray, thr: float = threshold) -> float:
+        return float(np.mean(values >= thr)) if values.size else float('nan')
 
-    auc = float(roc_auc_score(positive, score)) if pos.size and neg.size else float('nan')
+    both = bool(pos.size and neg.size)
+    auc = float(roc_auc_score(positive, score)) if both else float('nan')
+    youden = youden_cutoff(score, positive) if both else float('nan')
     return {'auc': auc, 'n_pos': float(pos.size), 'n_neg': float(neg.size),
             'pos_q10': quantile(pos, 0.1), 'pos_q50': quantile(pos, 0.5),
             'pos_q90': quantile(pos, 0.9), 'neg_q10': quantile(neg, 0.1),
             'neg_q50': quantile(neg, 0.5), 'neg_q90': quantile(neg, 0.9),
-            'pos_marked': share(pos), 'neg_marked': share(neg)}
+            'pos_marked': share(pos), 'neg_marked': share(neg), 'youden_thr': youden,
+            'youden_pos_marked': share(pos, youden) if both else youden,
+            'youden_neg_marked': share(neg, youden) if both else youden}

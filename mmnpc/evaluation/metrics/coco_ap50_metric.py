@@ -144,13 +144,16 @@ class CocoAP50Metric(CocoMetric):
                                   self.slice_score_thr)
         results = OrderedDict(slice_score_thr=float(self.slice_score_thr))
         table = [['slices', 'n tumour', 'n other', 'slice AUC', 'median best score (tumour | '
-                  'other)', f'marked >= {self.slice_score_thr} (tumour | other)']]
+                  'other)', f'marked >= {self.slice_score_thr} (tumour | other)',
+                  'Youden thr: marked (tumour | other)']]
         for name, values in stats.items():
             results.update({f'slice_{name}_{stat}': value for stat, value in values.items()})
             table.append([name, f'{values["n_pos"]:.0f}', f'{values["n_neg"]:.0f}',
                           f'{values["auc"]:.3f}',
                           f'{values["pos_q50"]:.2f} | {values["neg_q50"]:.2f}',
-                          f'{values["pos_marked"]:.2f} | {values["neg_marked"]:.2f}'])
+                          f'{values["pos_marked"]:.2f} | {values["neg_marked"]:.2f}',
+                          f'{values["youden_thr"]:.2f}: {values["youden_pos_marked"]:.2f} | '
+                          f'{values["youden_neg_marked"]:.2f}'])
         MMLogger.get_current_instance().info(
             'detection scores, tumour vs tumour-free slices (best box per slice)\n'
             + AsciiTable(table).table)

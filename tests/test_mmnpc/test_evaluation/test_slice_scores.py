@@ -38,6 +38,12 @@ def test_best_score_per_slice_against_the_ground_truth():
     assert (anyc['n_pos'], anyc['n_neg']) == (3, 1)
     assert anyc['pos_marked'] == pytest.approx(2 / 3) and anyc['neg_marked'] == 1.0
     assert anyc['auc'] == pytest.approx(2 / 3)  # 0.9, 0.4, 0.8 (slice 3's best) vs 0.55
+    # the threshold these slices choose: 0.8 marks 2 of 3 tumour slices and not the other
+    # (J = 2/3), better than 0.55 (J = 0) or 0.4 (J = 0); it is one of the slice maxima
+    assert anyc['youden_thr'] == pytest.approx(0.8)
+    assert anyc['youden_pos_marked'] == pytest.approx(2 / 3) and anyc['youden_neg_marked'] == 0
+    # GTV: 0.9 (J = 1/2 - 0) ties with 0.4 (J = 1 - 1/2); the higher threshold wins
+    assert gtv['youden_thr'] == pytest.approx(0.9) and gtv['youden_pos_marked'] == 0.5
 
 
 def test_a_group_without_slices_leaves_its_figures_undefined():
@@ -45,3 +51,4 @@ def test_a_group_without_slices_leaves_its_figures_undefined():
     assert math.isnan(stats['GTV']['auc']) and math.isnan(stats['GTV']['neg_q50'])
     assert stats['GTV']['pos_marked'] == 0.5
     assert math.isnan(stats['GTVln']['pos_q10']) and stats['GTVln']['neg_marked'] == 0.0
+    assert math.isnan(stats['GTV']['youden_thr']) and math.isnan(stats['GTV']['youden_pos_marked'])

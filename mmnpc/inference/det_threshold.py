@@ -1,0 +1,113 @@
+"""The detection score that marks a slice: ``--det-score-thr`` of tools/predict.py
+and tools/test_end_to_end.py.
+
+A slice is used for the MSOM score when a GTV or GTVln detection on it scores at
+least this threshold. It is either
+
+* a number (default 0.5, MMDetection's usual display threshold, which nothing
+  was fitted on), or
+* a detector ``metrics.json`` written by ``tools/test.py`` on patients other than
+  the reported test patients (e.g. the validation split,
+  ``--cfg-options test_dataloader.dataset.ann_file=annotations/val.json``): its
+  ``slice_scores.any.youden_thr``, the threshold that best separates those
+  patients' tumour slices from their tumour-free ones (Youden's J on each
+  slice's best score; :mod:`mmnpc.evaluation.slice_scores`).
+
+A metrics.json of the test split is refused: a threshold chosen on the patients
+the end-to-end figures are reported on would make those figures optimistic.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DET_SCORE_THR = 0.5
+REPORTED_SPLIT = 'test'
+
+
+@dataclass(frozen=True)
+class DetThreshold:
+    """The slice threshold and where it came from (for the outputs' provenance)."""
+
+    value: float
+    source: str
+
+
+def parse_det_threshold(text: str | float | None) -> DetThreshold:
+    """A number, or a non-test detector metrics.json (see the module docstring).
+
+    Raises:
+        ValueError: not a finite number in [0, 1], an unreadable file, a test-split
+            file, or a file without a fitted threshold; the message names the file.
+    """
+    if text is None:
+        return DetThreshold(DEFAULT_DET_SCORE_THR, 'default')
+    try:
+        value = float(text)
+    except ValueError:
+        return _from_metrics(Path(str(text)))
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f'--det-score-thr must be a score in [0, 1], got {text}')
+    return DetThreshold(value, 'command line')
+
+
+def _from_metrics(path: Path) -> DetThreshold:
+    if not path.is_file():
+        raise ValueError(f'--det-score-thr {path}: neither a number nor a file')
+    try:
+        record = json.loads(path.read_text(encoding='utf-8'))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f'--det-score-thr {path}: not a readable metrics.json ({error})') from None
+    split = record.get('split')
+    if split is None or 'slice_scores' not in record:
+        raise ValueError(f'--det-score-thr {path}: not a detector metrics.json of tools/test.py '
+                         '(no split / slice_scores)')
+    if str(split).split('_')[0] == REPORTED_SPLIT:  # 'test', or a subset such as 'test_step4'
+        raise ValueError(f'--det-score-thr {path}: fitted on the test patients; evaluate the '
+                         'detector on the validation patients (tools/test.py ... --cfg-options '
+                         'test_dataloader.dataset.ann_file=annotations/val.json) and pass that '
+                         'metrics.json')
+    value = record['slice_scores'].get('any', {}).get('youden_thr')
+    if value is None:
+        raise ValueError(f'--det-score-thr {path}: no fitted threshold (slice_scores.any.'
+                         f'youden_thr is null: the {split} slices lack tumour or tumour-free '
+                         'slices, or the file predates the threshold)')
+    return DetThreshold(float(value), f'{path} ({split} slices, Youden)')
+
+
+def deployment_det_threshold(cutoff_source: str) -> float | None:
+    """The slice threshold a ``deployment.json`` cut-off was fitted with (None: the
+    cut-off did not come from one, or it does not record it)."""
+    path = Path(cutoff_source)
+    if path.name != 'deployment.json' or not path.is_file():
+        return None
+    value = json.loads(path.read_text(encoding='utf-8')).get('det_score_thr')
+    return None if value is None else float(value)
+
+
+def threshold_for_prediction(requested: str | None, cutoff_source: str
+                             ) -> tuple[DetThreshold, list[str]]:
+    """tools/predict.py's slice threshold and warnings.
+
+    Without ``--det-score-thr``: the threshold the deployment cut-off was fitted with
+    (the end-to-end scores behind it used it), else the default. With it: that value,
+    and a warning when it differs from the deployment cut-off's.
+
+    Raises:
+        ValueError: as :func:`parse_det_threshold`.
+    """
+    fitted_with = deployment_det_threshold(cutoff_source)
+    if requested is None:
+        if fitted_with is None:
+            return parse_det_threshold(None), []
+        return DetThreshold(fitted_with, f'{cutoff_source} (the threshold of its end-to-end '
+                                         'scores)'), []
+    chosen = parse_det_threshold(requested)
+    warnings = []
+    if fitted_with is not None and not math.isclose(chosen.value, fitted_with, abs_tol=1e-9):
+        warnings.append(f'slice threshold {chosen.value:g} differs from the {fitted_with:g} '
+                        f'the cut-off of {cutoff_source} was fitted with: the risk group may '
+                        'not mean what it did there')
+    return chosen, warnings
