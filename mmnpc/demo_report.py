@@ -90,6 +90,8 @@ def end_to_end_blocks(e2e_dir: Path) -> list[Block]:
         Heading(f'End-to-end: the score a new patient gets ({split} patients)'),
         Paragraph("The detector chooses each patient's slices, as tools/predict.py does for a "
                   'new patient; the contour-based score of the same classifier is beside it. '
+                  f'A slice is used when a detection scores at least {fmt(m.get("det_score_thr"))} '
+                  f'({m.get("det_score_thr_source", "the default")}). '
                   f'Paired DeLong test of the difference: p = {fmt(m.get("paired_p_value"))} '
                   f'({m.get("paired_n_patients")} patients with both scores).'),
         Table(['slices chosen by', 'AUC', '95% CI', 'patients'],

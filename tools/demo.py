@@ -2,9 +2,10 @@
 
 Each step is the command a user would type, printed before it runs, so the demo
 doubles as a walk-through: synthesize -> convert (train / val / test patients)
--> train the tiny CE-T1WI detector, test it on the test patients -> train the
-tiny fusion classifier from it (checkpoint chosen on val), test it on the test
-patients (AUC, ROC, Kaplan-Meier) -> the baselines on the same patients
+-> train the tiny CE-T1WI detector, test it on the test patients, fit its
+slice threshold on the validation patients' slices -> train the tiny fusion
+classifier from it (checkpoint chosen on val), test it on the test patients
+(AUC, ROC, Kaplan-Meier) -> the baselines on the same patients
 (clinical-only logistic regression, image-only CNN, largest-slice CNN) -> end-to-end
 evaluation (the detector chooses the slices, deployment cut-off from the
 training patients) -> paired DeLong comparison -> predict one test patient from
@@ -85,6 +86,22 @@ def train_and_test(config: str, data: Path, out: Path, seed: int, iters: int | N
     return checkpoint, json.loads((out / 'metrics.json').read_text())
 
 
+def fit_slice_threshold(det_ckpt: Path, data: Path, out: Path) -> list[str]:
+    """Evaluate the detector on the validation patients; return the --det-score-thr
+    arguments that deploy the slice threshold fitted there (none: the 0.5 default,
+    when those slices cannot fit one)."""
+    run([sys.executable, 'tools/test.py', DET_CONFIG, str(det_ckpt), '--data-root', str(data),
+         '--work-dir', str(out), '--cfg-options',
+         'test_dataloader.dataset.ann_file=annotations/val.json'])
+    metrics = out / 'metrics.json'
+    fitted = json.loads(metrics.read_text())['slice_scores']['any']['youden_thr']
+    if fitted is None:
+        print('[demo] the validation slices fit no slice threshold; using the default 0.5')
+        return []
+    print(f'[demo] slice threshold {fitted:.3f}: Youden on the validation patients\' slices')
+    return ['--det-score-thr', str(metrics)]
+
+
 def held_out_patient(data: Path, work_dir: Path) -> tuple[str, Path]:
     """The first test patient (val without a test split) and a JSON of its clinical
     predictors (no outcomes)."""
@@ -115,6 +132,7 @@ def main() -> None:
     det_ckpt, det_metrics = train_and_test(DET_CONFIG, data, dirs['det_cet1_tiny'], args.seed,
                                            args.det_iters,
                                            extra_options=['train_cfg.val_begin=1000000'])
+    det_thr = fit_slice_threshold(det_ckpt, data, dirs['det_cet1_tiny'] / 'val')
     cls_ckpt, cls_metrics = train_and_test(CLS_CONFIG, data, dirs['msom_fusion_tiny'], args.seed,
                                            args.cls_iters, ['--det-checkpoint', str(det_ckpt)])
     # baselines on the same patients: clinical variables alone, the image pathway alone,
@@ -126,9 +144,10 @@ def main() -> None:
         train_and_test(config, data, dirs[name], args.seed, args.cls_iters,
                        ['--det-checkpoint', str(det_ckpt)])
     # what a user deploys: the detector chooses the slices; deployment cut-off on train
+    # (tools/predict.py below takes the same slice threshold from the deployment.json)
     run([sys.executable, 'tools/test_end_to_end.py', CLS_CONFIG, str(cls_ckpt),
          '--det-checkpoint', str(det_ckpt), '--data-root', str(data),
-         '--work-dir', str(dirs['end_to_end'])])
+         '--work-dir', str(dirs['end_to_end']), *det_thr])
     scores = lambda name, column='': f'{dirs[name] / "patient_scores.csv"}{column}'  # noqa: E731
     run([sys.executable, 'tools/compare_models.py', '--reference', 'fusion',
          '--model', f'fusion={scores("msom_fusion_tiny")}',
@@ -150,6 +169,7 @@ def main() -> None:
     e2e = json.loads((dirs['end_to_end'] / 'metrics.json').read_text())
     print(f'\n[demo] done in {(time.time() - start) / 60:.1f} min.')
     print(f'  detector AP@0.5 ({det_metrics.get("split")})   : {det_metrics.get("mAP50")}')
+    print(f'  slice threshold (val)  : {e2e.get("det_score_thr")}')
     print(f'  classifier AUC ({split})    : {cls_metrics.get("auc")} '
           f'[{cls_metrics.get("auc_ci_low")}, {cls_metrics.get("auc_ci_high")}]')
     print(f'  end-to-end AUC ({split})    : {e2e.get("end_to_end_auc")} '
