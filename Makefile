@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $@
 
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=25
 
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -m "not slow"
