@@ -6,11 +6,16 @@ dumped for it, and prints
 * box AP@0.5 per class and class-agnostic (every lesion one class: is a lesion
   found at all, whatever its label?),
 * per ground-truth class, the label of the best-scoring detection that
-  overlaps each ground truth (IoU >= --iou, score >= --score-thr), or none.
+  overlaps each ground truth (IoU >= --iou, score >= --score-thr), or none,
+* with ``--slice-thr`` (a number, or a validation-split detector metrics.json:
+  its fitted slice threshold, as tools/test_end_to_end.py takes it), the share
+  of tumour and of tumour-free slices marked at that threshold: how a threshold
+  fitted on validation patients does on these slices.
 
     python tools/test.py CONFIG CKPT --data-root DATA --out DETS.pkl [--cfg-options
         test_dataloader.dataset.ann_file=ANN]
-    python benchmarks/detector_confusion.py --ann ANN --dets DETS.pkl
+    python benchmarks/detector_confusion.py --ann ANN --dets DETS.pkl \\
+        [--slice-thr VAL_METRICS.json]
 """
 from __future__ import annotations
 
@@ -32,6 +37,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--dets', required=True, help='tools/test.py --out pickle')
     parser.add_argument('--iou', type=float, default=0.5, help='IoU for "found" (0.5)')
     parser.add_argument('--score-thr', type=float, default=0.3, help='detections kept (0.3)')
+    parser.add_argument('--slice-thr', metavar='THR|METRICS_JSON',
+                        help='also report the slices marked at this slice threshold')
     return parser.parse_args()
 
 
@@ -104,7 +111,22 @@ def main() -> None:
                'ap50_class_agnostic': ap50(*class_agnostic(gt, results)),
                'found_as': labels_of_found(gt, results, args.iou, args.score_thr),
                'iou': args.iou, 'score_thr': args.score_thr}
+    if args.slice_thr is not None:
+        summary['slices_at_threshold'] = slices_marked(gt, results, args.slice_thr)
     print(json.dumps(summary, indent=2))
+
+
+def slices_marked(gt: dict, results: list[dict], slice_thr: str) -> dict:
+    """Per class and 'any': slices with / without it, and the share of each marked."""
+    from mmnpc.evaluation.slice_scores import slice_score_stats
+    from mmnpc.inference.det_threshold import parse_det_threshold
+
+    chosen = parse_det_threshold(slice_thr)
+    stats = slice_score_stats([im['id'] for im in gt['images']], gt['annotations'], results,
+                              {c['id']: c['name'] for c in gt['categories']}, chosen.value)
+    return {'threshold': chosen.value, 'source': chosen.source,
+            **{name: {key: v[key] for key in ('n_pos', 'n_neg', 'pos_marked', 'neg_marked')}
+               for name, v in stats.items()}}
 
 
 if __name__ == '__main__':

@@ -147,27 +147,25 @@ def test_tiny_changes_only_schedule_input_size_and_roi_samples(path):
 
 
 @pytest.mark.parametrize('path', CPU, ids=_ids(CPU))
-def test_cpu_recipe_trains_on_full_resolution_lesion_crops(path):
+def test_cpu_recipe_differs_from_the_tiny_configs_in_anchors_rois_and_schedule(path):
     cpu = Config.fromfile(str(path))
     tiny = Config.fromfile(str(path.with_name(path.stem[:-len('_cpu')] + '_tiny.py')))
     cpu_model, tiny_model = cpu.model.to_dict(), tiny.model.to_dict()
-    # anchors 16..256 px at the full 512 px resolution (smallest nodes ~9 px)
+    # anchors 8..128 px on the 256 px slice (= 16..256 px at 512; smallest nodes ~5 px)
     anchors = cpu_model['rpn_head']['anchor_generator']
-    assert [anchors['scales'][0] * s for s in anchors['strides']] == [16, 32, 64, 128, 256]
-    # fewer RoIs sampled for the R-CNN heads (a crop holds a few lesions), same ratio
+    assert [anchors['scales'][0] * s for s in anchors['strides']] == [8, 16, 32, 64, 128]
+    assert tiny_model['rpn_head']['anchor_generator'].pop('scales') == [4]
+    anchors.pop('scales')
+    # fewer RoIs sampled for the R-CNN heads (a slice holds a few lesions), same ratio
     assert cpu_model['train_cfg']['rcnn']['sampler'].pop('num') == 64
     assert tiny_model['train_cfg']['rcnn']['sampler'].pop('num') == 128
     assert cpu_model == tiny_model  # otherwise the tiny configs' model and test-time limits
-    train = [t['type'] for t in cpu.train_dataloader.dataset.pipeline]
-    assert train == ['LoadImageFromFile', 'LoadAnnotations', 'Resize', 'LesionCrop',
-                     'RandomFlip', 'PackDetInputs']
-    crop = cpu.train_dataloader.dataset.pipeline[3]
-    assert crop['crop_size'] == (256, 256) and 0 < crop['lesion_prob'] < 1
-    for pipeline in (cpu.train_dataloader.dataset.pipeline, cpu.test_dataloader.dataset.pipeline):
-        assert [t for t in pipeline if t['type'] == 'Resize'][0]['scale'] == (512, 512)
-    assert 'LesionCrop' not in [t['type'] for t in cpu.test_dataloader.dataset.pipeline]
-    # an iteration schedule whose milestones follow its length (iteration_overrides)
+    # the same input: the whole slice at 256 px, in training and testing
+    for name in ('train_dataloader', 'test_dataloader'):
+        assert cpu[name].dataset.pipeline == tiny[name].dataset.pipeline
+    # a longer iteration schedule whose milestones follow its length (iteration_overrides)
     assert cpu.train_cfg.type == 'IterBasedTrainLoop'
+    assert cpu.train_cfg.max_iters > tiny.train_cfg.max_iters
     step = [s for s in cpu.param_scheduler if s['type'] == 'MultiStepLR'][0]
     assert step['end'] == cpu.train_cfg.max_iters
     assert all(0 < m < cpu.train_cfg.max_iters for m in step['milestones'])
