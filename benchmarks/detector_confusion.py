@@ -30,6 +30,9 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from mmnpc.evaluation.slice_scores import slice_score_stats
+from mmnpc.inference.det_threshold import DetThreshold, parse_det_threshold
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='lesions missed or mislabelled?')
@@ -103,6 +106,10 @@ def labels_of_found(gt: dict, results: list[dict], iou: float, score_thr: float)
 
 def main() -> None:
     args = parse_args()
+    try:  # before the slow part: a wrong --slice-thr ends here, with its reason
+        slice_thr = None if args.slice_thr is None else parse_det_threshold(args.slice_thr)
+    except ValueError as error:
+        raise SystemExit(str(error))
     with open(args.ann) as handle:
         gt = json.load(handle)
     with open(args.dets, 'rb') as handle:
@@ -111,17 +118,13 @@ def main() -> None:
                'ap50_class_agnostic': ap50(*class_agnostic(gt, results)),
                'found_as': labels_of_found(gt, results, args.iou, args.score_thr),
                'iou': args.iou, 'score_thr': args.score_thr}
-    if args.slice_thr is not None:
-        summary['slices_at_threshold'] = slices_marked(gt, results, args.slice_thr)
+    if slice_thr is not None:
+        summary['slices_at_threshold'] = slices_marked(gt, results, slice_thr)
     print(json.dumps(summary, indent=2))
 
 
-def slices_marked(gt: dict, results: list[dict], slice_thr: str) -> dict:
+def slices_marked(gt: dict, results: list[dict], chosen: DetThreshold) -> dict:
     """Per class and 'any': slices with / without it, and the share of each marked."""
-    from mmnpc.evaluation.slice_scores import slice_score_stats
-    from mmnpc.inference.det_threshold import parse_det_threshold
-
-    chosen = parse_det_threshold(slice_thr)
     stats = slice_score_stats([im['id'] for im in gt['images']], gt['annotations'], results,
                               {c['id']: c['name'] for c in gt['categories']}, chosen.value)
     return {'threshold': chosen.value, 'source': chosen.source,

@@ -94,7 +94,8 @@ def fit_slice_threshold(det_ckpt: Path, data: Path, out: Path) -> list[str]:
          '--work-dir', str(out), '--cfg-options',
          'test_dataloader.dataset.ann_file=annotations/val.json'])
     metrics = out / 'metrics.json'
-    fitted = json.loads(metrics.read_text())['slice_scores']['any']['youden_thr']
+    fitted = (json.loads(metrics.read_text()).get('slice_scores', {}).get('any') or {}).get(
+        'youden_thr')
     if fitted is None:
         print('[demo] the validation slices fit no slice threshold; using the default 0.5')
         return []
@@ -169,7 +170,8 @@ def main() -> None:
     e2e = json.loads((dirs['end_to_end'] / 'metrics.json').read_text())
     print(f'\n[demo] done in {(time.time() - start) / 60:.1f} min.')
     print(f'  detector AP@0.5 ({det_metrics.get("split")})   : {det_metrics.get("mAP50")}')
-    print(f'  slice threshold (val)  : {e2e.get("det_score_thr")}')
+    print(f'  slice threshold        : {e2e.get("det_score_thr")} '
+          f'({e2e.get("det_score_thr_source")})')
     print(f'  classifier AUC ({split})    : {cls_metrics.get("auc")} '
           f'[{cls_metrics.get("auc_ci_low")}, {cls_metrics.get("auc_ci_high")}]')
     print(f'  end-to-end AUC ({split})    : {e2e.get("end_to_end_auc")} '

@@ -2,7 +2,7 @@
 
     python tools/predict.py PATIENT_DICOM_DIR --det-checkpoint DET.pth \\
         --cls-checkpoint CLS.pth --config configs/msom_fusion.py \\
-        [--clinical clinical.json] [--cutoff X | --cutoff-file F] [--seg] --out DIR
+        [--clinical clinical.json] [--cutoff X | --cutoff-file F] [--seg] --out DIR \\
         [--det-score-thr THR | DET_VAL_METRICS.json]
 
 The folder name of PATIENT_DICOM_DIR is the patient id. Writes DIR/prediction.json
@@ -15,6 +15,9 @@ exit status 2, not a number. The cut-off is --cutoff, --cutoff-file, else the
 deployment cut-off (training patients' end-to-end scores) in the deployment.json
 that tools/test_end_to_end.py wrote beside the classifier checkpoint, else the
 contour-based one of metrics.json there (with a warning); see mmnpc.inference.cutoff.
+A slice is used when a detection on it scores at least --det-score-thr, by default
+the threshold the cut-off's file records (the end-to-end scores behind it used it),
+else 0.5; see mmnpc.inference.det_threshold.
 The detector and classifier must be of the same MR sequence.
 """
 from __future__ import annotations
@@ -85,7 +88,8 @@ def main() -> int:
     except ValueError as error:
         sys.exit(str(error))
     try:
-        det_thr, thr_warnings = threshold_for_prediction(args.det_score_thr, choice.source)
+        det_thr, thr_warnings = threshold_for_prediction(args.det_score_thr, choice.source,
+                                                         args.det_checkpoint)
     except ValueError as error:
         sys.exit(str(error))
     for warning in (*choice.warnings, *thr_warnings):

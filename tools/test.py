@@ -95,10 +95,13 @@ def add_tta(cfg: ConfigDict) -> ConfigDict:
 
 
 def write_summary(cfg: ConfigDict, metrics: dict, split: str = 'test',
-                  split_notes: tuple = ()) -> None:
+                  split_notes: tuple = (), checkpoint: Optional[str] = None) -> None:
     """Write WORK_DIR/metrics.json from the CocoAP50Metric results (main process only);
-    ``split`` names the evaluated patients, ``split_notes`` say why it is not ``test``."""
+    ``split`` names the evaluated patients, ``split_notes`` say why it is not ``test``;
+    the checkpoint's fingerprint ties the fitted slice threshold to it
+    (mmnpc.inference.det_threshold)."""
     from mmnpc.evaluation import detection_summary, write_metrics_json
+    from mmnpc.inference.cutoff import checkpoint_fingerprint
 
     if not is_main_process():
         return
@@ -109,6 +112,8 @@ def write_summary(cfg: ConfigDict, metrics: dict, split: str = 'test',
         print(f'metrics.json not written: {error}')
         return
     summary['split'] = split
+    if checkpoint is not None and osp.isfile(checkpoint):
+        summary['checkpoint'] = checkpoint_fingerprint(Path(checkpoint))
     summary['notes'] = list(split_notes) + list(summary['notes'])
     path = osp.join(cfg.work_dir, 'metrics.json')
     write_metrics_json(summary, path)
@@ -245,7 +250,7 @@ def main() -> None:
     if classifier:
         write_classifier_results(cfg, runner, split_notes)
     else:
-        write_summary(cfg, metrics, split, split_notes)
+        write_summary(cfg, metrics, split, split_notes, args.checkpoint)
 
 
 if __name__ == '__main__':

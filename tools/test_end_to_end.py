@@ -17,8 +17,9 @@ contour-based score of the same classifier. Writes to DIR:
                        end-to-end scores) and the statistics at it, detection
                        coverage; every number recomputable from the CSV
 * end_to_end_scores.csv, roc.png, survival/   the end-to-end risk groups
-* deployment.json      the deployment cut-off, also written beside CLS_CKPT
-                       (unless --no-deployment-file), where tools/predict.py finds it
+* deployment.json      the deployment cut-off and the slice threshold its scores
+                       used, also written beside CLS_CKPT (unless
+                       --no-deployment-file), where tools/predict.py finds both
 """
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ def main() -> int:
     from mmnpc.evaluation.msom_report import MsomEvaluation, msom_summary
     from mmnpc.evaluation.roc_plot import plot_roc
     from mmnpc.inference.cutoff import DEPLOYMENT_FILE, checkpoint_fingerprint
-    from mmnpc.inference.det_threshold import parse_det_threshold
+    from mmnpc.inference.det_threshold import parse_det_threshold, refuse_reported_split
     from mmnpc.inference.predict_patient import (PredictOptions, check_same_sequence,
                                                  detect_and_score, score_slices)
     from mmnpc.inference.slice_detector import SliceDetector
@@ -88,7 +89,7 @@ def main() -> int:
     from mmnpc.utils.data_root import innermost_datasets
 
     try:
-        det_thr = parse_det_threshold(args.det_score_thr)
+        det_thr = parse_det_threshold(args.det_score_thr, args.det_checkpoint)
     except ValueError as error:
         sys.exit(str(error))
     cfg = Config.fromfile(str(args.config))
@@ -96,6 +97,10 @@ def main() -> int:
         cfg.merge_from_dict(args.cfg_options)
     set_data_root(cfg, args.data_root)
     eval_split, split_notes = resolve_test_split(cfg)
+    try:
+        refuse_reported_split(det_thr, eval_split)
+    except ValueError as error:
+        sys.exit(f'refused: {error}')
     dataset = innermost_datasets(cfg.test_dataloader.dataset)[0]
     data_root = Path(dataset['data_root'])
     classifier, encoder = init_msom_classifier(cfg, str(args.checkpoint), args.device)

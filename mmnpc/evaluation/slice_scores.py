@@ -3,7 +3,8 @@
 AP@0.5 says whether the boxes are right; it does not say whether a score
 threshold separates the slices a user's patient has tumour on from the rest,
 which is what prediction relies on (``tools/predict.py`` marks a slice when a
-GTV or GTVln detection scores at least ``det_score_thr``, 0.5). Per class, and
+GTV or GTVln detection scores at least its slice threshold, ``det_score_thr``:
+0.5 by default, or fitted as ``youden_thr`` below). Per class, and
 for "any" class (the prediction rule), every slice of the split gets the
 highest score of its detections of that class (0 when it has none), and the
 slices with ground truth of the class are compared with the others:

@@ -9,7 +9,8 @@ Keys (box unless prefixed ``segm_``; values in [0, 1] or null):
 * ``GTV_num_gt``, ``GTVln_num_gt``: ground-truth instances in the split;
 * ``slice_scores``: per class and for ``any`` class, how the best detection
   score of each slice separates tumour from tumour-free slices (slice AUC,
-  10/50/90% quantiles, share marked at ``slice_score_thr``;
+  10/50/90% quantiles, share marked at ``slice_score_thr``, the Youden
+  threshold ``youden_thr`` with the shares marked at it;
   :mod:`mmnpc.evaluation.slice_scores`);
 * ``notes``: why a value is null.
 

@@ -62,7 +62,16 @@ def test_demo_writes_the_report_with_every_result(demo):
     assert [m['model'] for m in comparison['models']] == [
         'fusion', 'clinical_only', 'image_only', 'max_slice', 'end_to_end']
     assert (work / 'msom_fusion_tiny' / 'survival' / 'survival.json').is_file()
+    # the slice threshold: fitted on the validation patients' slices, deployed end to end and
+    # in prediction (the 0.5 default only when those slices fit none)
+    fitted = json.loads((work / 'det_cet1_tiny' / 'val' / 'metrics.json').read_text())
+    assert fitted['split'] == 'val'
+    youden = fitted['slice_scores']['any']['youden_thr']
+    assert e2e['det_score_thr'] == (0.5 if youden is None else youden)
+    if youden is not None:
+        assert e2e['det_score_thr_source'].startswith(str(work / 'det_cet1_tiny' / 'val'))
     prediction = json.loads(next(work.glob('predict_*/prediction.json')).read_text())
+    assert prediction['det_score_thr'] == e2e['det_score_thr']
     assert prediction['status'] in ('ok', 'no_tumour_detected')
     assert (prediction['msom_score'] is None) == (prediction['status'] != 'ok')
 

@@ -40,8 +40,9 @@ class CocoAP50Metric(CocoMetric):
       COCO summary numbers ``{metric}_mAP``, ``_mAP_75``, ``_mAP_s/m/l``;
     * with 'bbox', ``slice_{class|any}_{stat}``: how the best detection score
       of each slice separates tumour from tumour-free slices (slice AUC,
-      quantiles, share marked at ``slice_score_thr``; see
-      :mod:`mmnpc.evaluation.slice_scores`), and ``slice_score_thr``.
+      quantiles, share marked at ``slice_score_thr``, the Youden threshold
+      and the shares marked at it; see :mod:`mmnpc.evaluation.slice_scores`),
+      and ``slice_score_thr``.
 
     Undefined values are NaN, never 0 or -1: a class with no ground truth in
     the split has no AP (pycocotools marks it -1); a split without any ground
@@ -51,8 +52,8 @@ class CocoAP50Metric(CocoMetric):
 
     Args:
         metric: 'bbox' and/or 'segm'.
-        slice_score_thr: the score that marks a slice (tools/predict.py's
-            ``det_score_thr``, 0.5).
+        slice_score_thr: the score that marks a slice (0.5: the default
+            ``det_score_thr`` of tools/predict.py).
         **kwargs: the other arguments of ``mmdet.evaluation.CocoMetric``.
     """
 

@@ -39,7 +39,7 @@ def test_best_score_per_slice_against_the_ground_truth():
     assert anyc['pos_marked'] == pytest.approx(2 / 3) and anyc['neg_marked'] == 1.0
     assert anyc['auc'] == pytest.approx(2 / 3)  # 0.9, 0.4, 0.8 (slice 3's best) vs 0.55
     # the threshold these slices choose: 0.8 marks 2 of 3 tumour slices and not the other
-    # (J = 2/3), better than 0.55 (J = 0) or 0.4 (J = 0); it is one of the slice maxima
+    # (J = 2/3), better than 0.55 (J = 2/3 - 1) or 0.4 (J = 0); it is one of the slice maxima
     assert anyc['youden_thr'] == pytest.approx(0.8)
     assert anyc['youden_pos_marked'] == pytest.approx(2 / 3) and anyc['youden_neg_marked'] == 0
     # GTV: 0.9 (J = 1/2 - 0) ties with 0.4 (J = 1 - 1/2); the higher threshold wins
