@@ -103,6 +103,12 @@ def fit_slice_threshold(det_ckpt: Path, data: Path, out: Path) -> list[str]:
     return ['--det-score-thr', str(metrics)]
 
 
+def has_test_split(data: Path) -> bool:
+    """Whether the converted cohort holds test patients (else val is the reported split)."""
+    with open(data / 'clinical.csv', newline='') as handle:
+        return any(row['split'] == 'test' for row in csv.DictReader(handle))
+
+
 def held_out_patient(data: Path, work_dir: Path) -> tuple[str, Path]:
     """The first test patient (val without a test split) and a JSON of its clinical
     predictors (no outcomes)."""
@@ -133,7 +139,8 @@ def main() -> None:
     det_ckpt, det_metrics = train_and_test(DET_CONFIG, data, dirs['det_cet1_tiny'], args.seed,
                                            args.det_iters,
                                            extra_options=['train_cfg.val_begin=1000000'])
-    det_thr = fit_slice_threshold(det_ckpt, data, dirs['det_cet1_tiny'] / 'val')
+    det_thr = (fit_slice_threshold(det_ckpt, data, dirs['det_cet1_tiny'] / 'val')
+               if has_test_split(data) else [])  # else val is reported: nothing to fit on
     cls_ckpt, cls_metrics = train_and_test(CLS_CONFIG, data, dirs['msom_fusion_tiny'], args.seed,
                                            args.cls_iters, ['--det-checkpoint', str(det_ckpt)])
     # baselines on the same patients: clinical variables alone, the image pathway alone,
