@@ -52,3 +52,13 @@ def test_a_group_without_slices_leaves_its_figures_undefined():
     assert stats['GTV']['pos_marked'] == 0.5
     assert math.isnan(stats['GTVln']['pos_q10']) and stats['GTVln']['neg_marked'] == 0.0
     assert math.isnan(stats['GTV']['youden_thr']) and math.isnan(stats['GTV']['youden_pos_marked'])
+
+
+def test_no_threshold_when_the_scores_do_not_separate():
+    # nothing detected: every slice scores 0, and "mark everything" is no threshold
+    stats = slice_score_stats([1, 2, 3], [ann(1, 1)], [], CATEGORIES)
+    assert stats['any']['auc'] == 0.5 and math.isnan(stats['any']['youden_thr'])
+    assert math.isnan(stats['any']['youden_pos_marked'])
+    # a tumour-free slice outscoring the tumour slice: J <= 0 at every threshold
+    stats = slice_score_stats([1, 2], [ann(1, 1)], [det(1, 1, 0.2), det(2, 1, 0.9)], CATEGORIES)
+    assert math.isnan(stats['GTV']['youden_thr'])
