@@ -21,8 +21,9 @@ slices with ground truth of the class are compared with the others:
   (Youden's J on the slice maxima, :func:`mmnpc.evaluation.youden_cutoff`), with
   ``youden_pos_marked`` / ``youden_neg_marked`` at it (NaN when either group is
   empty, or when no threshold does better than chance, J <= 0: e.g. a detector
-  that detects nothing, whose every slice scores 0). Fit on validation patients' slices, it is the slice threshold to
-  deploy (``--det-score-thr DET_VAL/metrics.json`` of tools/predict.py and
+  that detects nothing, whose every slice scores 0). Fit on validation
+  patients' slices, it is the slice threshold to deploy
+  (``--det-score-thr DET_VAL/metrics.json`` of tools/predict.py and
   tools/test_end_to_end.py, see :mod:`mmnpc.inference.det_threshold`); on the
   test split it only describes that split.
 """
@@ -86,11 +87,10 @@ def _stats(positive: np.ndarray, score: np.ndarray, threshold: float) -> dict[st
     youden = youden_cutoff(score, positive) if both else float('nan')
     if both and share(pos, youden) - share(neg, youden) <= 0:
         youden = float('nan')  # no threshold beats chance, e.g. nothing detected anywhere
-    both = both and not np.isnan(youden)
     return {'auc': auc, 'n_pos': float(pos.size), 'n_neg': float(neg.size),
             'pos_q10': quantile(pos, 0.1), 'pos_q50': quantile(pos, 0.5),
             'pos_q90': quantile(pos, 0.9), 'neg_q10': quantile(neg, 0.1),
             'neg_q50': quantile(neg, 0.5), 'neg_q90': quantile(neg, 0.9),
             'pos_marked': share(pos), 'neg_marked': share(neg), 'youden_thr': youden,
-            'youden_pos_marked': share(pos, youden) if both else youden,
-            'youden_neg_marked': share(neg, youden) if both else youden}
+            'youden_pos_marked': youden if np.isnan(youden) else share(pos, youden),
+            'youden_neg_marked': youden if np.isnan(youden) else share(neg, youden)}

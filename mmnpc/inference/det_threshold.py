@@ -25,6 +25,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cutoff import checkpoint_fingerprint
+
 DEFAULT_DET_SCORE_THR = 0.5
 REPORTED_SPLIT = 'test'
 
@@ -64,19 +66,18 @@ def _from_metrics(path: Path, det_checkpoint: Path | None) -> DetThreshold:
     try:
         record = json.loads(path.read_text(encoding='utf-8'))
     except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f'--det-score-thr {path}: not a readable metrics.json ({error})') from None
+        raise ValueError(f'--det-score-thr {path}: not a readable metrics.json '
+                         f'({error})') from None
     split = record.get('split')
     if split is None or 'slice_scores' not in record:
         raise ValueError(f'--det-score-thr {path}: not a detector metrics.json of tools/test.py '
                          '(no split / slice_scores)')
-    if str(split).split('_')[0] == REPORTED_SPLIT:  # 'test', or a subset such as 'test_step4'
+    if _patients_of(str(split)) == REPORTED_SPLIT:
         raise ValueError(f'--det-score-thr {path}: fitted on the test patients; evaluate the '
                          'detector on the validation patients (tools/test.py ... --cfg-options '
                          'test_dataloader.dataset.ann_file=annotations/val.json) and pass that '
                          'metrics.json')
     if det_checkpoint is not None and record.get('checkpoint') is not None:
-        from .cutoff import checkpoint_fingerprint
-
         if record['checkpoint'] != checkpoint_fingerprint(Path(det_checkpoint)):
             raise ValueError(f'--det-score-thr {path}: written for the detector checkpoint '
                              f'{record["checkpoint"]}, not {det_checkpoint}')
@@ -88,10 +89,15 @@ def _from_metrics(path: Path, det_checkpoint: Path | None) -> DetThreshold:
     return DetThreshold(float(value), f'{path} ({split} slices, Youden)', str(split))
 
 
+def _patients_of(split: str) -> str:
+    """The split a subset name belongs to: 'test_step4' (every 4th slice) -> 'test'."""
+    return split.split('_')[0]
+
+
 def refuse_reported_split(threshold: DetThreshold, eval_split: str) -> None:
     """Raise ValueError when ``threshold`` was fitted on the split being reported
     (e.g. the validation patients of a cohort without a test split)."""
-    if threshold.split is not None and threshold.split.split('_')[0] == eval_split:
+    if threshold.split is not None and _patients_of(threshold.split) == eval_split:
         raise ValueError(f'--det-score-thr {threshold.source}: fitted on the {eval_split} '
                          f'patients, the ones this evaluation reports; fit it on others')
 
