@@ -14,7 +14,8 @@ _base_ = [
 image_size = (256, 256)  # px; 512 px slices are resized by 0.5
 # Anchors keep their size in the patient: at half the input size, half the
 # anchor scale -- 4 * strides = 16..256 px at 256 px input are the paper's
-# 32..512 px at 512 px (otherwise lymph nodes, ~8-14 px here, match no anchor).
+# 32..512 px at 512 px (lymph nodes here are 5-24 px, median 14, at 256 px: half
+# of them lie below the smallest anchor; the CPU recipe det_cpu.py starts at 8 px).
 # R-CNN heads train on 128 sampled RoIs per image instead of 512 (same 1:3
 # positive:negative ratio). On CPU the mask head on up to 128 positive RoIs per
 # image -- not the backbone -- dominates an iteration at 256 px; with a few
