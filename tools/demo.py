@@ -74,9 +74,11 @@ def train_and_test(config: str, data: Path, out: Path, seed: int, iters: int | N
                    ) -> tuple[Path, dict]:
     """tools/train.py then tools/test.py on the last checkpoint; return it and metrics.json."""
     options = [f'randomness.seed={seed}', *extra_options]
-    if iters:
-        options += [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-                    f'default_hooks.checkpoint.interval={iters}']
+    if iters:  # the LR milestones follow the length, as in tools/cross_validate.py
+        from mmengine.config import Config
+
+        from mmnpc.evaluation.cross_validation import iteration_overrides
+        options += iteration_overrides(Config.fromfile(str(REPO / config)), iters)
     run([sys.executable, 'tools/train.py', config, '--data-root', str(data), '--work-dir',
          str(out), *extra_train, '--cfg-options', *options])
     checkpoint = Path((out / 'last_checkpoint').read_text().strip())
