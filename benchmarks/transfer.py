@@ -21,10 +21,13 @@ has one, else validation, which the output says). It writes
 
 ``--detector-options`` adds cfg-options to the detector arm only, to find out
 why a transfer does or does not help (e.g. a lower backbone learning rate:
-``optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult=0.1``, or feature
-extraction: ``model.backbone.frozen_stages=4``); ``--tag`` names such a variant's
-folders and its summary (``transfer_<tag>.json`` / ``.md``; required with
-``--detector-options``). Runs whose ``metrics.json`` exists are not repeated
+``optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult=0.1``); ``--tag``
+names such a variant's folders and its summary (``transfer_<tag>.json`` /
+``.md``; required with ``--detector-options``). ``--cfg-options`` apply to both
+arms: feature extraction (a linear probe on frozen detector vs frozen random
+features) is ``model.backbone.frozen_stages=4
+optim_wrapper.paramwise_cfg.custom_keys.neck.lr_mult=0.0`` in a work dir of its
+own. Runs whose ``metrics.json`` exists are not repeated
 (resume); each run records its command line options in ``options.json`` and a
 resume with other options is refused. The paired difference is AUC(detector
 arm) - AUC(random) on the patients both scored.
