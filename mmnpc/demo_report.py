@@ -221,6 +221,9 @@ def detection_check_blocks(predict_dir: Path) -> list[Block]:
                    'centroid distance median / max (mm)'], rows)]
 
 
+DEFAULT_DET_ITERS = 'the config\'s'  # no --det-iters: its schedule
+
+
 def settings_blocks(settings: Mapping) -> list[Block]:
     """What this run kept and traded for time (the demo's arguments)."""
     if not settings:
@@ -232,7 +235,7 @@ def settings_blocks(settings: Mapping) -> list[Block]:
     return [Paragraph(
         f'Settings: {settings["patients"]} patients (validation {settings["val_fraction"]}, '
         f'test {settings["test_fraction"]}), seed {settings["seed"]}; detector '
-        f'{settings["det_iters"]} iterations, tested on every {settings["val_slice_step"]}th '
+        f'{settings.get("det_iters") or DEFAULT_DET_ITERS} iterations, tested on every {settings["val_slice_step"]}th '
         f'slice of the validation and every {settings["test_slice_step"]}th of the test '
         f'patients; classifier {settings["cls_iters"]} iterations.'
         + (f' Not run, for time: {"; ".join(skipped)}.' if skipped else ''))]
