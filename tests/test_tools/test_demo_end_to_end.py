@@ -2,9 +2,11 @@
 
 Runs tools/demo.py as `make demo` does -- every default step, the same configs,
 the same 1300-iteration detector (most of this test's time), the same code
-paths -- on a smaller cohort (DEMO_ARGS: 24 patients instead of 160, 20
-classifier iterations instead of 500), so that it fits CI's time budget beside
-the other slow tests. The detection part is asserted as the demo shows
+paths -- on a smaller cohort (DEMO_ARGS: 40 patients instead of 160, a quarter
+of them held out instead of half, 20 classifier iterations instead of 500), so
+that it fits CI's time budget beside the other slow tests. (With 24 patients,
+8 of them training, the detector found the held-out patient's tumour but also
+marked 76 of its 85 slices.) The detection part is asserted as the demo shows
 it: the held-out patient's tumour slices are found (not every slice), on the
 tumour. The classifier's figures on 12 test patients are not asserted. The
 cohort's DICOM headers carry planted names, IDs, dates and institution; the
@@ -25,9 +27,9 @@ from data_prep.testing.phi import find_identifiers, plant_identifiers
 
 REPO = Path(__file__).resolve().parents[2]
 UID_CARRIER = 'detections_rtstruct.dcm'
-PATIENTS = 24
-N_TEST = 12  # --test-fraction 0.5
-DEMO_ARGS = ['--patients', str(PATIENTS), '--cls-iters', '20']
+PATIENTS = 40
+N_TEST = 10  # --test-fraction 0.25
+DEMO_ARGS = ['--patients', str(PATIENTS), '--test-fraction', '0.25', '--cls-iters', '20']
 
 
 @pytest.fixture(scope='module')
