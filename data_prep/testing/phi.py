@@ -177,6 +177,20 @@ def identifier_forms(identifier: str) -> list[str]:
     return sorted(forms)
 
 
+def _runs_of(forms: Iterable[bytes]) -> re.Pattern | None:
+    """A pattern matching the maximal runs of the bytes ``forms`` are written with,
+    as long as the shortest form (None: no forms). A form occurs in data only inside
+    such a run, and the runs joined by a byte no form holds (0) contain exactly the
+    occurrences the data does."""
+    forms = [f for f in forms if f]
+    if not forms:
+        return None
+    alphabet = sorted(set(b''.join(forms)) - {0})
+    shortest = min(len(f) for f in forms)
+    char_class = b''.join(re.escape(bytes([c])) for c in alphabet)
+    return re.compile(b'[' + char_class + b']{%d,}' % shortest)
+
+
 def find_identifiers(paths: Iterable[Path], identifiers: Iterable[str], *,
                      texts: Mapping[str, str | bytes] | None = None) -> list[IdentifierHit]:
     """Every occurrence of an identifier (any ``identifier_forms``) in outputs.
@@ -206,13 +220,20 @@ def find_identifiers(paths: Iterable[Path], identifiers: Iterable[str], *,
     # inside such a run, so the result is the same, thousands of times faster.
     uid_forms = [(i, f) for i, f in forms if _UID_RUN.fullmatch(f)]
     other_forms = [(i, f) for i, f in forms if not _UID_RUN.fullmatch(f)]
+    # The other forms (names, IDs, dates: hundreds per cohort) likewise: each lies
+    # inside a run of the bytes the forms are written with, at least as long as the
+    # shortest form; binary files (checkpoints, JPEGs) hold few such runs, so the
+    # forms are searched in the runs of a source instead of the whole source.
+    other_run = _runs_of(f for _, f in other_forms)
     for source, data, kind in sources:
         # one C-level substring search per UID in the source's runs joined by a byte
         # no UID holds: the same matches as testing each run, without a Python loop
         # over UIDs x runs for every file (most files hold no run at all)
         runs = b'|'.join(set(_UID_RUN.findall(data))) if uid_forms else b''
-        candidates = [(i, f) for i, f in uid_forms if f in runs] if runs else []
-        for identifier, form in other_forms + candidates:
+        text = b'\x00'.join(other_run.findall(data)) if other_run is not None else b''
+        candidates = [(i, f) for i, f in other_forms if f in text] if text else []
+        candidates += [(i, f) for i, f in uid_forms if f in runs] if runs else []
+        for identifier, form in candidates:
             offset = data.find(form)
             if offset >= 0:
                 where = 'file name' if kind == 'file name' else f'content at byte {offset}'
