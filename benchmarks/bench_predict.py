@@ -7,9 +7,9 @@ writing outputs (JSON, overlays, RTSTRUCT); the detector's cost of looking at
 *every* slice is measured too, so the saving of the coarse pass is a ratio
 from the same run. The full-size configs (512 px) are timed per slice with
 random weights in a second child process (no full-size checkpoint can be
-trained on a CPU) and scaled by the tiny run's slice counts. Needs trained tiny checkpoints (a detector that finds
-tumour): by default those of ``make demo`` (work_dirs/demo), else reports why
-it cannot run. Peak memory comes from ``common.run_in_child``.
+trained on a CPU) and scaled by the CPU run's slice counts. Needs trained CPU
+checkpoints (a detector that finds tumour): by default those of ``make demo``
+(work_dirs/demo), else reports why it cannot run. Peak memory comes from ``common.run_in_child``.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from bench_throughput import random_weights_detector
 from common import REPO, run_in_child, shown_path
 
 DEMO = REPO / 'work_dirs' / 'demo'
-DET_CONFIG = 'configs/det_cet1_tiny.py'
+DET_CONFIG = 'configs/det_cet1_cpu.py'  # make demo's detector
 CLS_CONFIG = 'configs/msom_fusion_tiny.py'
 FULL_CONFIGS = ('configs/det_cet1.py', 'configs/msom_cet1.py')  # 512 px; fusion costs the same
 
@@ -130,16 +130,16 @@ def measure_full_size(patient_dir: str, work_dir: str, n_slices: int = 8) -> dic
 
 def run(work_dir: Path, log_file: Path | None = None, det_checkpoint: Path | None = None,
         cls_checkpoint: Path | None = None) -> dict:
-    """Prediction cost per patient with the demo's tiny checkpoints (or the ones given).
+    """Prediction cost per patient with the demo's checkpoints (or the ones given).
 
     The patient and its clinical values are the demo's held-out patient either way;
-    given checkpoints must be of ``configs/det_cet1_tiny.py`` / ``CLS_CONFIG``.
+    given checkpoints must be of ``DET_CONFIG`` / ``CLS_CONFIG``.
     """
-    det = det_checkpoint or _checkpoint(DEMO / 'det_cet1_tiny')
+    det = det_checkpoint or _checkpoint(DEMO / 'detector')
     cls = cls_checkpoint or _checkpoint(DEMO / 'msom_fusion_tiny')
     clinical = sorted(DEMO.glob('clinical_*.json'))
     if det is None or cls is None or not clinical:
-        return {'status': 'not run', 'why': 'needs the trained tiny checkpoints of `make demo` '
+        return {'status': 'not run', 'why': 'needs the trained checkpoints of `make demo` '
                 '(work_dirs/demo); run it first'}
     patient_id = clinical[0].stem[len('clinical_'):]
     child = run_in_child('bench_predict:measure', log_file,

@@ -16,25 +16,58 @@ def _json(path: Path) -> Optional[dict]:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _slice_score_row(name: str, metrics: dict) -> list[str]:
+    scores = (metrics.get('slice_scores') or {}).get('any') or {}
+
+    def spread(kind: str) -> str:
+        return (f'{fmt(scores.get(f"{kind}_q50"), ".2f")} ({fmt(scores.get(f"{kind}_q10"), ".2f")}'
+                f'-{fmt(scores.get(f"{kind}_q90"), ".2f")})')
+
+    return [name, spread('pos'), spread('neg'), fmt(scores.get('auc')),
+            f'{fmt(scores.get("n_pos"))} / {fmt(scores.get("n_neg"))}']
+
+
 def detector_blocks(det_dir: Path) -> list[Block]:
-    """AP@0.5 per class and one ground truth | prediction picture with tumour."""
-    metrics = _json(det_dir / 'metrics.json') or {}
+    """AP@0.5 per class on the validation and test patients' slices it was tested on,
+    the slice-score distributions (tumour vs tumour-free slices), and one ground
+    truth | prediction picture."""
+    runs = {split: _json(det_dir / split / 'metrics.json') or {} for split in ('val', 'test')}
+    youden = ((runs['val'].get('slice_scores') or {}).get('any') or {}).get('youden_thr')
     blocks: list[Block] = [
-        Heading(f'Stage 1: GTV / GTVln detection (CE-T1WI, {metrics.get("split", "val")} '
-                'patients)'),
-        Table(['', 'box AP@0.5', 'mask AP@0.5', 'ground-truth instances'], [
-            ['GTV', fmt(metrics.get('GTV_AP50')), fmt(metrics.get('segm_GTV_AP50')),
-             fmt(metrics.get('GTV_num_gt'))],
-            ['GTVln', fmt(metrics.get('GTVln_AP50')), fmt(metrics.get('segm_GTVln_AP50')),
-             fmt(metrics.get('GTVln_num_gt'))],
-            ['mean', fmt(metrics.get('mAP50')), fmt(metrics.get('segm_mAP50')), '']])]
-    blocks += [Paragraph(f'Note: {note}') for note in metrics.get('notes', [])
-               if 'test split' in note]
-    pictures = sorted(det_dir.glob('*/show/*.jpg')) + sorted(det_dir.glob('*/show/*.png'))
-    if pictures:
-        blocks.append(Image(pictures[len(pictures) // 2],
+        Heading('Stage 1: GTV / GTVln detection (CE-T1WI, held-out patients)'),
+        Table(['patients (slices tested)', 'GTV box AP@0.5', 'GTVln box AP@0.5',
+               'GTV mask AP@0.5', 'GTVln mask AP@0.5', 'GTV / GTVln instances'],
+              [[m.get('split', split), fmt(m.get('GTV_AP50')), fmt(m.get('GTVln_AP50')),
+                fmt(m.get('segm_GTV_AP50')), fmt(m.get('segm_GTVln_AP50')),
+                f'{fmt(m.get("GTV_num_gt"))} / {fmt(m.get("GTVln_num_gt"))}']
+               for split, m in runs.items()]),
+        Paragraph('How sure the detector is: the best GTV/GTVln detection score of each slice, '
+                  'median (10th-90th percentile), on slices with and without tumour; AUC = how '
+                  'well that score tells them apart. The slice threshold used below is fitted '
+                  'on the validation slices (Youden): '
+                  f'{fmt(youden)}.'),
+        Table(['patients (slices tested)', 'tumour slices', 'tumour-free slices',
+               'AUC', 'slices (tumour / free)'],
+              [_slice_score_row(m.get('split', split), m) for split, m in runs.items()])]
+    pictures = sorted(det_dir.glob('test/*/show/*.jpg')) + sorted(det_dir.glob('test/*/show/*.png'))
+    with_tumour = [p for p in pictures if p.stem in _tumour_images(det_dir / 'test')] or pictures
+    if with_tumour:
+        blocks.append(Image(with_tumour[len(with_tumour) // 2],
                             'Ground truth (left) and detections (right), GTV crimson, GTVln gold'))
     return blocks
+
+
+def _tumour_images(test_dir: Path) -> set[str]:
+    """File stems of the tested slices that hold tumour (from the tested COCO subset)."""
+    stems = set()
+    for subset in test_dir.glob('*.json'):
+        if subset.name == 'metrics.json':
+            continue
+        coco = json.loads(subset.read_text())
+        with_ann = {a['image_id'] for a in coco.get('annotations', [])}
+        stems |= {Path(im['file_name']).stem for im in coco.get('images', [])
+                  if im['id'] in with_ann}
+    return stems
 
 
 def classifier_blocks(cls_dir: Path) -> list[Block]:
@@ -117,6 +150,15 @@ def end_to_end_blocks(e2e_dir: Path) -> list[Block]:
     return blocks
 
 
+MODEL_DESCRIPTIONS = {
+    'clinical_only': 'clinical_only: logistic regression on the same encoded clinical vector, '
+                     'fitted on the training patients',
+    'image_only': 'image_only: the classifier without the clinical vector',
+    'max_slice': 'max_slice: the CNN on the largest tumour slice',
+    'end_to_end': 'end_to_end: the fusion model on the slices the detector chose',
+}
+
+
 def comparison_blocks(comparison_dir: Path) -> list[Block]:
     """Every model on the same patients, with the paired DeLong p against the reference."""
     record = _json(comparison_dir / 'comparison.json')
@@ -125,43 +167,91 @@ def comparison_blocks(comparison_dir: Path) -> list[Block]:
     rows = [[m['model'], fmt(m['auc']), f'{fmt(m["auc_ci_low"])} - {fmt(m["auc_ci_high"])}',
              fmt(m['difference_vs_reference']), fmt(m['p_value']), str(m['n_patients'])]
             for m in record['models']]
+    present = {m['model'] for m in record['models']}
+    described = '; '.join(text for name, text in MODEL_DESCRIPTIONS.items() if name in present)
     return [Heading(f'Baselines ({record["eval_split"]} patients scored by every model)'),
             Paragraph(f'Paired DeLong test against {record["reference"]}; difference = '
-                      f'AUC({record["reference"]}) - AUC(model). clinical_only: logistic '
-                      'regression on the same encoded clinical vector, fitted on the training '
-                      'patients; image_only: the classifier without the clinical vector; '
-                      'max_slice: the CNN on the largest tumour slice; end_to_end: the fusion '
-                      'model on the slices the detector chose.'),
+                      f'AUC({record["reference"]}) - AUC(model). {described}.'),
             Table(['model', 'AUC', '95% CI', 'difference', 'p', 'patients'], rows)]
 
 
 def prediction_blocks(predict_dir: Path) -> list[Block]:
-    """The held-out patient's risk (or why there is none) and one overlay."""
+    """The held-out patient's risk (or why there is none), one overlay, and how its
+    detections compare with its own contours (tools/check_detections.py)."""
     record = _json(predict_dir / 'prediction.json')
     if record is None:
         return [Heading('Prediction'), Paragraph('tools/predict.py wrote no prediction.json.')]
     blocks: list[Block] = [Heading(f'Prediction for held-out patient {record["patient_id"]} '
                                    '(DICOM only, no contours)')]
     if record['msom_score'] is None:
-        return blocks + [Paragraph(record.get('message', 'no tumour detected'))]
-    blocks.append(Table(['MSOM score', 'risk group', 'cut-off', 'slices with tumour',
-                         'slices scored'], [[
-        fmt(record['msom_score']), record['risk_group'], fmt(record['cutoff']),
-        f'{record["n_slices_with_tumour"]} of {record["n_slices_total"]}',
-        str(record['n_slices_scored'])]]))
-    best = max(record['slices'], key=lambda s: max(d['score'] for d in s['detections']))
-    blocks.append(Image(predict_dir / best['overlay'],
-                        f'Detections at z = {best["z_mm"]:.1f} mm (also in detections_rtstruct.dcm)'))
+        blocks.append(Paragraph(record.get('message', 'no tumour detected')))
+    else:
+        blocks.append(Table(['MSOM score', 'risk group', 'cut-off', 'slices with tumour',
+                             'slices scored'], [[
+            fmt(record['msom_score']), record['risk_group'], fmt(record['cutoff']),
+            f'{record["n_slices_with_tumour"]} of {record["n_slices_total"]}',
+            str(record['n_slices_scored'])]]))
+    blocks += detection_check_blocks(predict_dir)
+    if record['msom_score'] is not None:
+        best = max(record['slices'], key=lambda s: max(d['score'] for d in s['detections']))
+        blocks.append(Image(predict_dir / best['overlay'], f'Detections at z = '
+                            f'{best["z_mm"]:.1f} mm (also in detections_rtstruct.dcm)'))
     return blocks
 
 
+def detection_check_blocks(predict_dir: Path) -> list[Block]:
+    """Slice recall / precision and centroid distance per class against the patient's
+    RTSTRUCT (detection_check.json), when it was written."""
+    check = _json(predict_dir / 'detection_check.json')
+    if check is None:
+        return []
+    rows = [[cls, fmt(c['slice_recall'], '.2f'), fmt(c['slice_precision'], '.2f'),
+             str(c['n_reference_planes']),
+             f'{fmt(c["centroid_distance_mm"]["median"], ".1f")} / '
+             f'{fmt(c["centroid_distance_mm"]["max"], ".1f")}']
+            for cls, c in check['classes'].items()]
+    return [Paragraph(f'Checked against the patient\'s own contours ({check["reference_file"]}, '
+                      'never shown to the models; tools/check_detections.py): slice recall = share '
+                      'of the contour planes with a marked slice, slice precision = share of the '
+                      'marked slices lying on a contour plane of either class, distance = in-plane '
+                      "distance (mm) from the class's best detection to the contours' centroid. "
+                      f'The detector looked at {check["n_slices_looked_at"]} of '
+                      f'{check["n_slices_total"]} slices (coarse pass, then near its hits).'),
+            Table(['class', 'slice recall', 'slice precision', 'contour planes',
+                   'centroid distance median / max (mm)'], rows)]
+
+
+DEFAULT_DET_ITERS = 'the config\'s'  # no --det-iters: its schedule
+
+
+def settings_blocks(settings: Mapping) -> list[Block]:
+    """What this run kept and traded for time (the demo's arguments)."""
+    if not settings:
+        return []
+    skipped = [what for flag, what in (
+        ('end_to_end', 'the end-to-end evaluation of every patient (--end-to-end)'),
+        ('cnn_baselines', 'the image-only and largest-slice CNNs (--cnn-baselines)'))
+        if not settings.get(flag)]
+    return [Paragraph(
+        f'Settings: {settings["patients"]} patients (validation {settings["val_fraction"]}, '
+        f'test {settings["test_fraction"]}), seed {settings["seed"]}; detector '
+        f'{settings.get("det_iters") or DEFAULT_DET_ITERS} iterations, tested on every {settings["val_slice_step"]}th '
+        f'slice of the validation and every {settings["test_slice_step"]}th of the test '
+        f'patients; classifier {settings["cls_iters"]} iterations.'
+        + (f' Not run, for time: {"; ".join(skipped)}.' if skipped else ''))]
+
+
 def write_demo_report(work_dir: Path, dirs: Mapping[str, Path], predict_dir: Path,
-                      minutes: float) -> tuple[Path, Path]:
+                      minutes: float, settings: Optional[Mapping] = None) -> tuple[Path, Path]:
     """Write WORK_DIR/report.md and report.html from the demo's output folders
-    (``dirs``: det_cet1_tiny, msom_fusion_tiny, end_to_end, comparison)."""
+    (``dirs``: detector, msom_fusion_tiny, end_to_end, comparison) and its
+    ``settings`` (tools/demo.py's arguments)."""
     blocks: list[Block] = [Paragraph(SYNTHETIC_NOTE),
-                           Paragraph(f'Run time: {minutes:.1f} min on CPU.')]
-    blocks += detector_blocks(dirs['det_cet1_tiny']) + classifier_blocks(dirs['msom_fusion_tiny'])
-    blocks += comparison_blocks(dirs['comparison']) + end_to_end_blocks(dirs['end_to_end'])
+                           Paragraph(f'Run time: {minutes:.1f} min on CPU.'),
+                           *settings_blocks(settings or {})]
+    blocks += detector_blocks(dirs['detector']) + classifier_blocks(dirs['msom_fusion_tiny'])
+    blocks += comparison_blocks(dirs['comparison'])
+    if (dirs['end_to_end'] / 'metrics.json').is_file():
+        blocks += end_to_end_blocks(dirs['end_to_end'])
     blocks += prediction_blocks(predict_dir)
     return write_report(work_dir, blocks, 'mmnpc demo report')

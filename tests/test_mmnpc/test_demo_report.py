@@ -43,11 +43,16 @@ def test_report_shows_test_split_end_to_end_and_baselines(tmp_path):
     assert any('nothing detected' in note for note in evaluation.notes)
     summary = msom_summary(MsomEvaluation(evaluation.report, evaluation.end_to_end.table,
                                           evaluation.notes))
-    dirs = {name: tmp_path / name for name in ('det_cet1_tiny', 'msom_fusion_tiny',
+    dirs = {name: tmp_path / name for name in ('detector', 'msom_fusion_tiny',
                                                'end_to_end', 'comparison')}
     _dump(dirs['end_to_end'], summary)
-    _dump(dirs['det_cet1_tiny'], {'split': 'test', 'mAP50': 0.5, 'GTV_AP50': 0.7,
-                                  'GTVln_AP50': 0.3, 'notes': []})
+    slice_scores = {'any': {'auc': 0.97, 'n_pos': 300, 'n_neg': 200, 'pos_q10': 0.71,
+                            'pos_q50': 0.93, 'pos_q90': 0.98, 'neg_q10': 0.2, 'neg_q50': 0.38,
+                            'neg_q90': 0.54, 'youden_thr': 0.655}}
+    _dump(dirs['detector'] / 'val', {'split': 'val_step4', 'GTV_AP50': 0.88,
+                                     'GTVln_AP50': 0.69, 'slice_scores': slice_scores})
+    _dump(dirs['detector'] / 'test', {'split': 'test_step16', 'GTV_AP50': 0.7,
+                                      'GTVln_AP50': 0.3, 'notes': []})
     contour = msom_summary(evaluation.contour)
     _dump(dirs['msom_fusion_tiny'], contour)
     tables = {'fusion': rows.rename(columns={'contour_score': 'score'}),
@@ -59,7 +64,10 @@ def test_report_shows_test_split_end_to_end_and_baselines(tmp_path):
          'models': json.loads(result.to_json(orient='records'))}))
     md, _ = write_demo_report(tmp_path, dirs, tmp_path / 'no_prediction', minutes=1.0)
     report = md.read_text()
-    assert 'Stage 1: GTV / GTVln detection (CE-T1WI, test patients)' in report
+    assert 'Stage 1: GTV / GTVln detection (CE-T1WI, held-out patients)' in report
+    assert '| val_step4 | 0.880 | 0.690 |' in report and '| test_step16 | 0.700 | 0.300 |' in report
+    assert '0.93 (0.71-0.98) | 0.38 (0.20-0.54) | 0.970' in report  # tumour vs tumour-free
+    assert 'Youden): 0.655' in report
     assert 'Stage 2: MSOM prediction (CE-T1WI + clinical, test patients' in report
     assert 'Baselines (test patients scored by every model)' in report
     assert 'End-to-end: the score a new patient gets (test patients)' in report
@@ -75,3 +83,22 @@ def test_no_training_patient_detected_gives_no_deployment_cutoff_not_a_crash():
     assert evaluation.report['train_n_no_detection'] == 20
     assert any('no train patients: no cut-off' in note for note in evaluation.notes)
     assert not math.isnan(evaluation.report['contour_cutoff'])
+
+
+def test_prediction_block_shows_the_detection_check(tmp_path):
+    from mmnpc.demo_report import prediction_blocks
+    from mmnpc.reporting import to_markdown
+
+    predict_dir = tmp_path / 'predict_P01'
+    predict_dir.mkdir()
+    (predict_dir / 'prediction.json').write_text(json.dumps({
+        'patient_id': 'P01', 'msom_score': None, 'message': 'no tumour detected'}))
+    assert 'slice recall' not in to_markdown(prediction_blocks(predict_dir), tmp_path)
+    check = {'reference_file': 'RS.dcm', 'n_slices_looked_at': 40, 'n_slices_total': 85,
+             'classes': {'GTV': {'slice_recall': 0.9, 'slice_precision': 1.0,
+                                 'n_reference_planes': 12,
+                                 'centroid_distance_mm': {'median': 1.24, 'max': 3.5, 'n': 10}}}}
+    (predict_dir / 'detection_check.json').write_text(json.dumps(check))
+    text = to_markdown(prediction_blocks(predict_dir), tmp_path)
+    assert 'no tumour detected' in text and 'looked at 40 of 85 slices' in text
+    assert '| GTV | 0.90 | 1.00 | 12 | 1.2 / 3.5 |' in text

@@ -1,14 +1,25 @@
 """`make demo` end to end, with identifiers planted in the cohort.
 
-Runs tools/demo.py as `make demo` does -- every step, the same configs and code
-paths -- but on a smaller cohort with shorter schedules (DEMO_ARGS: 12 patients,
-40 detector and 20 classifier iterations instead of 24 / 200 / 40), so that it
-fits CI's time budget beside the other slow tests; the figures of a full
-`make demo` are not asserted here. The cohort's DICOM headers carry planted
-names, IDs, dates and institution; the test checks the report and scans every
-output and the whole console log for the planted values. The detection
-RTSTRUCT must reference the input images, so it alone may (and must) carry the
-input series' UIDs.
+Runs tools/demo.py as `make demo` does -- every default step, the same configs,
+the same 1300-iteration detector (most of this test's time), the same code
+paths -- on a smaller cohort (DEMO_ARGS: 80 patients instead of 160, 62 of them
+training the detector instead of 56, 8 validation and 10 held out instead of 24
+and 80, 20 classifier iterations instead of 500), so that it fits CI's time
+budget beside the other slow tests. The detection part is asserted as the issue
+asks of this test: the held-out patient's tumour is found (most GTV contour
+planes marked), on the tumour (GTV detections within 5 mm of the contours'
+centroid), and not everywhere (fewer slices marked than the patient has, most of
+them on a contour plane). The full demo's detector marks only tumour slices
+(README "Quick start"); this cohort's does not: with 62 training patients it
+also marked 20 slices below the tumour where a bright vessel passes for a node
+(64 of 85 slices marked at the validation-fitted 0.570, slice precision 0.61,
+GTV recall 1.00, centroid 1.1 mm; 2026-12-03), and with 8 or 24 training
+patients 76 / 62 slices. The classifier's figures on 10 test patients are not
+asserted. The
+cohort's DICOM headers carry planted names, IDs, dates and institution; the
+test checks the report and scans every output and the whole console log for the
+planted values. The detection RTSTRUCT must reference the input images, so it
+alone may (and must) carry the input series' UIDs.
 """
 from __future__ import annotations
 
@@ -23,8 +34,10 @@ from data_prep.testing.phi import find_identifiers, plant_identifiers
 
 REPO = Path(__file__).resolve().parents[2]
 UID_CARRIER = 'detections_rtstruct.dcm'
-PATIENTS = 12
-DEMO_ARGS = ['--patients', str(PATIENTS), '--det-iters', '40', '--cls-iters', '20']
+PATIENTS = 80
+N_TEST = 10  # --test-fraction 0.125
+DEMO_ARGS = ['--patients', str(PATIENTS), '--val-fraction', '0.1', '--test-fraction', '0.125',
+             '--cls-iters', '20']
 
 
 @pytest.fixture(scope='module')
@@ -47,33 +60,44 @@ def test_demo_writes_the_report_with_every_result(demo):
     work, _, _ = demo
     report = (work / 'report.md').read_text()
     for heading in ('Stage 1', 'Stage 2', 'Survival', 'Prediction for held-out patient',
-                    'Baselines (test patients', 'End-to-end: the score a new patient gets'):
+                    'Baselines (test patients', 'Checked against the patient\'s own contours'):
         assert heading in report
+    assert 'End-to-end: the score' not in report and 'Not run, for time' in report
     assert (work / 'report.html').read_text().count(';base64,') >= 4  # detections, ROC, 2 KM
-    det = json.loads((work / 'det_cet1_tiny' / 'metrics.json').read_text())
-    assert 0.0 <= det['mAP50'] <= 1.0
+    val = json.loads((work / 'detector' / 'val' / 'metrics.json').read_text())
+    test = json.loads((work / 'detector' / 'test' / 'metrics.json').read_text())
+    assert (val['split'], test['split']) == ('val_step4', 'test_step16')
     cls = json.loads((work / 'msom_fusion_tiny' / 'metrics.json').read_text())
-    assert cls['n_val_patients'] == PATIENTS // 4 and cls['cutoff'] is not None
-    assert cls['eval_split'] == 'test' and det['split'] == 'test'  # a quarter held out
-    e2e = json.loads((work / 'end_to_end' / 'metrics.json').read_text())
-    assert e2e['eval_split'] == 'test' and e2e['test_n_patients'] == PATIENTS // 4
-    assert (work / 'end_to_end' / 'deployment.json').is_file()
+    assert cls['eval_split'] == 'test' and cls['n_val_patients'] == N_TEST
+    assert cls['cutoff'] is not None
     comparison = json.loads((work / 'comparison' / 'comparison.json').read_text())
-    assert [m['model'] for m in comparison['models']] == [
-        'fusion', 'clinical_only', 'image_only', 'max_slice', 'end_to_end']
+    assert [m['model'] for m in comparison['models']] == ['fusion', 'clinical_only']
     assert (work / 'msom_fusion_tiny' / 'survival' / 'survival.json').is_file()
-    # the slice threshold: fitted on the validation patients' slices, deployed end to end and
-    # in prediction (the 0.5 default only when those slices fit none)
-    fitted = json.loads((work / 'det_cet1_tiny' / 'val' / 'metrics.json').read_text())
-    assert fitted['split'] == 'val'
-    youden = fitted['slice_scores']['any']['youden_thr']
-    assert e2e['det_score_thr'] == (0.5 if youden is None else youden)
-    if youden is not None:
-        assert e2e['det_score_thr_source'].startswith(str(work / 'det_cet1_tiny' / 'val'))
+    assert not (work / 'end_to_end').exists()  # --end-to-end only
+
+
+@pytest.mark.slow
+def test_demo_patient_tumour_is_found_where_it_is(demo):
+    """The detector marks the held-out patient's tumour slices, not every slice, at
+    the slice threshold fitted on the validation slices, and its GTV detections
+    sit on the contoured GTV."""
+    work, _, _ = demo
+    val = json.loads((work / 'detector' / 'val' / 'metrics.json').read_text())
+    youden = val['slice_scores']['any']['youden_thr']
+    assert youden is not None
     prediction = json.loads(next(work.glob('predict_*/prediction.json')).read_text())
-    assert prediction['det_score_thr'] == e2e['det_score_thr']
-    assert prediction['status'] in ('ok', 'no_tumour_detected')
-    assert (prediction['msom_score'] is None) == (prediction['status'] != 'ok')
+    assert prediction['det_score_thr'] == youden
+    assert prediction['status'] == 'ok' and prediction['msom_score'] is not None
+    check = json.loads(next(work.glob('predict_*/detection_check.json')).read_text())
+    gtv = check['classes']['GTV']
+    # found: most of the GTV's contour planes have a marked slice ...
+    assert gtv['slice_recall'] >= 0.6, gtv
+    # ... not everywhere: fewer slices marked than the patient has, most of them on
+    # a contour plane (an everything-marked prediction has precision 41 / 85 here)
+    assert prediction['n_slices_with_tumour'] < prediction['n_slices_total']
+    assert gtv['slice_precision'] >= 0.5, gtv
+    # on the tumour: the best GTV detection within a few mm of the contours' centroid
+    assert gtv['centroid_distance_mm']['n'] >= 3 and gtv['centroid_distance_mm']['median'] <= 5.0
 
 
 @pytest.mark.slow
