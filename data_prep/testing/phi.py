@@ -180,8 +180,7 @@ def identifier_forms(identifier: str) -> list[str]:
 def _runs_of(forms: Iterable[bytes]) -> re.Pattern | None:
     """A pattern matching the maximal runs of the bytes ``forms`` are written with,
     as long as the shortest form (None: no forms). A form occurs in data only inside
-    such a run, and the runs joined by a byte no form holds (0) contain exactly the
-    occurrences the data does."""
+    such a run."""
     forms = [f for f in forms if f]
     if not forms:
         return None
@@ -189,6 +188,16 @@ def _runs_of(forms: Iterable[bytes]) -> re.Pattern | None:
     shortest = min(len(f) for f in forms)
     char_class = b''.join(re.escape(bytes([c])) for c in alphabet)
     return re.compile(b'[' + char_class + b']{%d,}' % shortest)
+
+
+def _found_in_runs(run: re.Pattern | None, data: bytes,
+                   forms: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """The ``forms`` that occur in ``data``, searched in its runs of ``run`` joined by
+    a byte no form holds (0): one C-level substring search per form, the same
+    matches as testing each run, without a Python loop over forms x runs for every
+    file (binary files, most of the bytes, hold few runs)."""
+    text = b'\x00'.join(set(run.findall(data))) if run is not None and forms else b''
+    return [(i, f) for i, f in forms if f in text] if text else []
 
 
 def find_identifiers(paths: Iterable[Path], identifiers: Iterable[str], *,
@@ -215,24 +224,15 @@ def find_identifiers(paths: Iterable[Path], identifiers: Iterable[str], *,
     for label, text in (texts or {}).items():
         data = text.encode('utf-8') if isinstance(text, str) else text
         sources.append((label, data.lower(), 'content'))
-    # UIDs (thousands per cohort) are matched through the digit-dot runs of each
-    # source instead of one full scan per UID: a UID occurs in the data only
-    # inside such a run, so the result is the same, thousands of times faster.
+    # Every form lies inside a run of the bytes it is written with: a UID (thousands
+    # per cohort) in a digit-dot run, the other forms (names, IDs, dates: hundreds)
+    # in a run of their letters; each source is searched through those runs.
     uid_forms = [(i, f) for i, f in forms if _UID_RUN.fullmatch(f)]
     other_forms = [(i, f) for i, f in forms if not _UID_RUN.fullmatch(f)]
-    # The other forms (names, IDs, dates: hundreds per cohort) likewise: each lies
-    # inside a run of the bytes the forms are written with, at least as long as the
-    # shortest form; binary files (checkpoints, JPEGs) hold few such runs, so the
-    # forms are searched in the runs of a source instead of the whole source.
     other_run = _runs_of(f for _, f in other_forms)
     for source, data, kind in sources:
-        # one C-level substring search per UID in the source's runs joined by a byte
-        # no UID holds: the same matches as testing each run, without a Python loop
-        # over UIDs x runs for every file (most files hold no run at all)
-        runs = b'|'.join(set(_UID_RUN.findall(data))) if uid_forms else b''
-        text = b'\x00'.join(other_run.findall(data)) if other_run is not None else b''
-        candidates = [(i, f) for i, f in other_forms if f in text] if text else []
-        candidates += [(i, f) for i, f in uid_forms if f in runs] if runs else []
+        candidates = (_found_in_runs(other_run, data, other_forms)
+                      + _found_in_runs(_UID_RUN, data, uid_forms))
         for identifier, form in candidates:
             offset = data.find(form)
             if offset >= 0:
