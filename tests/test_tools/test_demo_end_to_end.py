@@ -15,10 +15,9 @@ also marked 20 slices below the tumour where a bright vessel passes for a node
 (64 of 85 slices marked at the validation-fitted 0.570, slice precision 0.61,
 GTV recall 1.00, centroid 1.1 mm; 2026-12-03), and with 8 or 24 training
 patients 76 / 62 slices. The classifier's figures on 10 test patients are not
-asserted. The
-cohort's DICOM headers carry planted names, IDs, dates and institution; the
-test checks the report and scans every output and the whole console log for the
-planted values. The detection RTSTRUCT must reference the input images, so it
+asserted. The cohort's DICOM headers carry planted names, IDs, dates and
+institution; the test checks the report and scans every output and the whole
+console log for the planted values. The detection RTSTRUCT must reference the input images, so it
 alone may (and must) carry the input series' UIDs.
 """
 from __future__ import annotations
