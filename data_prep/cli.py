@@ -1,6 +1,7 @@
 """Command line of data_prep: argument parsing and printing only.
 
-    python -m data_prep synth OUT_DIR [--patients N] [--seed S]
+    python -m data_prep synth OUT_DIR [--patients N] [--seed S] [--matrix PX] [--pixel-mm MM]
+                              [--slices N] [--slice-mm MM]
     python -m data_prep convert COHORT OUT [--val-fraction F] [--test-fraction F] [--seed S]
                                 [--workers N] [--split-file F] [--mapping F] [--overwrite]
                                 [--skip-bad-patients] [--sequences SEQ ...]
@@ -35,6 +36,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = float(text)
+    if not 0 < value < float('inf'):
+        raise argparse.ArgumentTypeError(f'must be > 0, got {text}')
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m data_prep`` parser with its ``synth`` and ``convert`` commands."""
     parser = argparse.ArgumentParser(
@@ -51,6 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument('--patients', type=positive_int, default=24,
                        help='number of patients (default 24)')
     synth.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
+    synth.add_argument('--matrix', type=positive_int, default=128,
+                       help='rows = columns of every image (default 128)')
+    synth.add_argument('--pixel-mm', type=positive_float, default=1.8,
+                       help='in-plane pixel size in mm (default 1.8; matrix x pixel = field '
+                       'of view, 230 mm by default)')
+    synth.add_argument('--slices', type=positive_int, default=22,
+                       help='axial slices per series (default 22)')
+    synth.add_argument('--slice-mm', type=positive_float, default=4.0,
+                       help='slice spacing in mm (default 4.0); a quick, coarse cohort: '
+                       '--matrix 48 --pixel-mm 4.8 --slices 6 --slice-mm 6')
     synth.add_argument('--no-progress', action='store_true', help='no progress bar')
 
     convert = commands.add_parser(
@@ -158,8 +177,9 @@ def run_synth(args: argparse.Namespace) -> None:
     from data_prep.synth import synthesize_cohort
 
     try:
-        cohort = synthesize_cohort(args.out_dir, args.patients, args.seed,
-                                   progress=not args.no_progress)
+        cohort = synthesize_cohort(args.out_dir, args.patients, args.seed, matrix=args.matrix,
+                                   pixel_mm=args.pixel_mm, n_slices=args.slices,
+                                   slice_mm=args.slice_mm, progress=not args.no_progress)
     except FileExistsError as err:  # synth refuses a non-empty folder
         raise DataPrepError(str(err)) from err
     print(f'wrote a SYNTHETIC cohort of {args.patients} patients (seed {args.seed}) to {cohort}')

@@ -99,6 +99,21 @@ def test_synth_command_writes_a_cohort(tmp_path):
     assert (tmp_path / 'cohort' / 'NPC001').is_dir()
 
 
+def test_synth_geometry_options_reach_the_headers(tmp_path):
+    import pydicom
+
+    result = run_cli('synth', tmp_path / 'cohort', '--patients', '1', '--matrix', '40',
+                     '--pixel-mm', '5.5', '--slices', '5', '--slice-mm', '6', '--no-progress')
+    assert result.returncode == 0, result.stderr
+    files = [p for p in (tmp_path / 'cohort' / 'NPC001').rglob('*') if p.is_file()]
+    images = [d for d in (pydicom.dcmread(p, stop_before_pixels=True) for p in files)
+              if d.Modality == 'MR']
+    assert {(d.Rows, d.Columns) for d in images} == {(40, 40)}
+    assert {tuple(float(v) for v in d.PixelSpacing) for d in images} == {(5.5, 5.5)}
+    assert len({float(d.ImagePositionPatient[2]) for d in images}) == 5
+    assert run_cli('synth', tmp_path / 'other', '--slice-mm', '0').returncode == 2
+
+
 def test_version_matches_pyproject():
     import data_prep as package
 

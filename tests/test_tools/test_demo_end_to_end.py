@@ -1,24 +1,21 @@
-"""`make demo` end to end, with identifiers planted in the cohort.
+"""`make demo` end to end on tiny data: every step runs, is wired to the next, and every
+reported figure can be recomputed from the rows it was computed from.
 
-Runs tools/demo.py as `make demo` does -- every default step, the same configs,
-the same 1300-iteration detector (most of this test's time), the same code
-paths -- on a smaller cohort (DEMO_ARGS: 80 patients instead of 160, 62 of them
-training the detector instead of 56, 8 validation and 10 held out instead of 24
-and 80, 20 classifier iterations instead of 500), so that it fits CI's time
-budget beside the other slow tests. The detection part is asserted as the issue
-asks of this test: the held-out patient's tumour is found (most GTV contour
-planes marked), on the tumour (GTV detections within 5 mm of the contours'
-centroid), and not everywhere (fewer slices marked than the patient has, most of
-them on a contour plane). The full demo's detector marks only tumour slices
-(README "Quick start"); this cohort's does not: with 62 training patients it
-also marked 20 slices below the tumour where a bright vessel passes for a node
-(64 of 85 slices marked at the validation-fitted 0.570, slice precision 0.61,
-GTV recall 1.00, centroid 1.1 mm; 2026-12-03), and with 8 or 24 training
-patients 76 / 62 slices. The classifier's figures on 10 test patients are not
-asserted. The cohort's DICOM headers carry planted names, IDs, dates and
-institution; the test checks the report and scans every output and the whole
-console log for the planted values. The detection RTSTRUCT must reference the input images, so it
-alone may (and must) carry the input series' UIDs.
+The session fixture ``tiny_demo`` (tests/conftest.py) runs tools/demo.py as
+``make demo`` does -- the same configs and code paths, plus its
+``--end-to-end`` and ``--cnn-baselines`` steps -- on 12 small synthetic
+patients whose DICOM headers carry planted names, IDs, dates and institution,
+with 10 detector and 6 classifier iterations. Nothing here asserts model
+quality (a 10-iteration detector finds nothing reliably): the detector finding
+the held-out patient's tumour, on target and not everywhere, and the AUC's
+interval above 0.5 are ``make validate``'s bars (tools/validate.py,
+mmnpc/evaluation/quality_bars.py), checked on the full demo. Here: the report
+has every block; the slice threshold fitted on the validation slices reaches
+the end-to-end evaluation and the prediction; AUCs, cut-offs and the paired
+comparison recompute from the CSV rows; testing the same checkpoint again gives
+the same scores; tools/validate.py reads the folder; no planted identifier
+reaches any output or the console. The detection RTSTRUCT must reference the
+input images, so it alone may (and must) carry the input series' UIDs.
 """
 from __future__ import annotations
 
@@ -27,83 +24,147 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from data_prep.testing.phi import find_identifiers, plant_identifiers
+from data_prep.testing.phi import find_identifiers
+from mmnpc.evaluation import delong_auc_ci, delong_paired_test, youden_cutoff
 
 REPO = Path(__file__).resolve().parents[2]
 UID_CARRIER = 'detections_rtstruct.dcm'
-PATIENTS = 80
-N_TEST = 10  # --test-fraction 0.125
-DEMO_ARGS = ['--patients', str(PATIENTS), '--val-fraction', '0.1', '--test-fraction', '0.125',
-             '--cls-iters', '20']
+pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope='module')
-def demo(tmp_path_factory):
-    work = tmp_path_factory.mktemp('demo')
-    cohort = work / 'cohort'
-    subprocess.run([sys.executable, '-m', 'data_prep', 'synth', str(cohort), '--patients',
-                    str(PATIENTS), '--seed', '0', '--no-progress'], cwd=REPO, check=True,
-                   capture_output=True)
-    identifiers = plant_identifiers(cohort)
-    result = subprocess.run([sys.executable, 'tools/demo.py', '--work-dir', str(work), *DEMO_ARGS],
-                            cwd=REPO, capture_output=True, text=True)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-5000:]
-    return work, identifiers, log
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
 
 
-@pytest.mark.slow
-def test_demo_writes_the_report_with_every_result(demo):
-    work, _, _ = demo
+def _nan(value) -> float:
+    return float('nan') if value is None else value
+
+
+def _rows(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={'patient_id': str})
+
+
+def test_every_step_writes_its_block_of_the_report(tiny_demo):
+    work = tiny_demo.work
     report = (work / 'report.md').read_text()
-    for heading in ('Stage 1', 'Stage 2', 'Survival', 'Prediction for held-out patient',
-                    'Baselines (test patients', 'Checked against the patient\'s own contours'):
-        assert heading in report
-    assert 'End-to-end: the score' not in report and 'Not run, for time' in report
+    for heading in ('Stage 1', 'Stage 2', 'Survival', 'End-to-end: the score',
+                    'Prediction for held-out patient', 'Baselines (test patients',
+                    'Checked against the patient\'s own contours'):
+        assert heading in report, heading
+    assert 'Not run, for time' not in report  # --end-to-end and --cnn-baselines ran
     assert (work / 'report.html').read_text().count(';base64,') >= 4  # detections, ROC, 2 KM
-    val = json.loads((work / 'detector' / 'val' / 'metrics.json').read_text())
-    test = json.loads((work / 'detector' / 'test' / 'metrics.json').read_text())
-    assert (val['split'], test['split']) == ('val_step4', 'test_step16')
-    cls = json.loads((work / 'msom_fusion_tiny' / 'metrics.json').read_text())
-    assert cls['eval_split'] == 'test' and cls['n_val_patients'] == N_TEST
-    assert cls['cutoff'] is not None
-    comparison = json.loads((work / 'comparison' / 'comparison.json').read_text())
-    assert [m['model'] for m in comparison['models']] == ['fusion', 'clinical_only']
+    val, test = _json(work / 'detector' / 'val' / 'metrics.json'), \
+        _json(work / 'detector' / 'test' / 'metrics.json')
+    assert (val['split'], test['split']) == ('val_step4', 'test_step8')
+    assert list((work / 'detector' / 'test').glob('*/show/*.jpg'))  # the pictures
+    cls = _json(work / 'msom_fusion_tiny' / 'metrics.json')
+    test_patients = _rows(work / 'data' / 'clinical.csv').query('split == "test"')
+    assert cls['eval_split'] == 'test' and cls['n_val_patients'] == len(test_patients) == 3
+    comparison = _json(work / 'comparison' / 'comparison.json')
+    assert [m['model'] for m in comparison['models']] == [
+        'fusion', 'clinical_only', 'image_only', 'max_slice', 'end_to_end']
     assert (work / 'msom_fusion_tiny' / 'survival' / 'survival.json').is_file()
-    assert not (work / 'end_to_end').exists()  # --end-to-end only
+    assert (work / 'msom_fusion_tiny' / 'deployment.json').is_file()
 
 
-@pytest.mark.slow
-def test_demo_patient_tumour_is_found_where_it_is(demo):
-    """The detector marks the held-out patient's tumour slices, not every slice, at
-    the slice threshold fitted on the validation slices, and its GTV detections
-    sit on the contoured GTV."""
-    work, _, _ = demo
-    val = json.loads((work / 'detector' / 'val' / 'metrics.json').read_text())
-    youden = val['slice_scores']['any']['youden_thr']
-    assert youden is not None
-    prediction = json.loads(next(work.glob('predict_*/prediction.json')).read_text())
-    assert prediction['det_score_thr'] == youden
-    assert prediction['status'] == 'ok' and prediction['msom_score'] is not None
-    check = json.loads(next(work.glob('predict_*/detection_check.json')).read_text())
-    gtv = check['classes']['GTV']
-    # found: most of the GTV's contour planes have a marked slice ...
-    assert gtv['slice_recall'] >= 0.6, gtv
-    # ... not everywhere: fewer slices marked than the patient has, most of them on
-    # a contour plane (an everything-marked prediction has precision 41 / 85 here)
-    assert prediction['n_slices_with_tumour'] < prediction['n_slices_total']
-    assert gtv['slice_precision'] >= 0.5, gtv
-    # on the tumour: the best GTV detection within a few mm of the contours' centroid
-    assert gtv['centroid_distance_mm']['n'] >= 3 and gtv['centroid_distance_mm']['median'] <= 5.0
+def test_the_validation_slice_threshold_reaches_end_to_end_and_prediction(tiny_demo):
+    work = tiny_demo.work
+    youden = _json(work / 'detector' / 'val' / 'metrics.json')['slice_scores']['any']['youden_thr']
+    end_to_end = _json(work / 'end_to_end' / 'metrics.json')
+    deployment = _json(work / 'msom_fusion_tiny' / 'deployment.json')
+    prediction = _json(next(work.glob('predict_*/prediction.json')))
+    expected = 0.5 if youden is None else youden  # no fitted threshold: the 0.5 default
+    assert end_to_end['det_score_thr'] == deployment['det_score_thr'] == expected
+    assert prediction['det_score_thr'] == expected
+    assert prediction['cutoff_source'].endswith('deployment.json')
+    assert prediction['patient_id'] in set(_rows(work / 'data' / 'clinical.csv')
+                                           .query('split == "test"')['patient_id'])
+    check = _json(next(work.glob('predict_*/detection_check.json')))
+    assert check['patient_id'] == prediction['patient_id'] and 'GTV' in check['classes']
 
 
-@pytest.mark.slow
-def test_no_planted_identifier_in_any_output_or_log(demo):
-    work, identifiers, log = demo
+def test_reported_figures_recompute_from_the_rows(tiny_demo):
+    work = tiny_demo.work
+    rows = _rows(work / 'msom_fusion_tiny' / 'patient_scores.csv')
+    metrics = _json(work / 'msom_fusion_tiny' / 'metrics.json')
+    test, train = rows[rows['split'] == 'test'], rows[rows['split'] == 'train']
+    assert metrics['auc'] == pytest.approx(delong_auc_ci(test['score'], test['label']).auc)
+    assert metrics['cutoff'] == pytest.approx(youden_cutoff(train['score'], train['label']))
+    labels = _rows(work / 'data' / 'clinical.csv').set_index('patient_id')['msom'].astype(int)
+    assert (rows['label'] == rows['patient_id'].map(labels)).all()  # the converter's labels
+    # the paired comparison, recomputed from every model's rows on the test patients all of
+    # them scored (the end-to-end score has none where the detector found nothing)
+    sources = {'fusion': ('msom_fusion_tiny', 'score'), 'clinical_only': ('clinical_baseline',
+               'score'), 'image_only': ('msom_cet1_tiny', 'score'),
+               'max_slice': ('msom_maxslice_cet1_tiny', 'score'),
+               'end_to_end': ('end_to_end', 'end_to_end_score')}
+    scores = {}
+    for model, (folder, column) in sources.items():
+        table = _rows(work / folder / 'patient_scores.csv')
+        table = table[(table['split'] == 'test') & table[column].notna()]
+        scores[model] = table.set_index('patient_id')[column]
+    common = sorted(set.intersection(*(set(s.index) for s in scores.values())))
+    labels_common = test.set_index('patient_id').loc[common, 'label']
+    for row in _json(work / 'comparison' / 'comparison.json')['models']:
+        model = row['model']
+        assert row['n_patients'] == len(common), model
+        paired = delong_paired_test(scores['fusion'][common], scores[model][common],
+                                    labels_common)
+        assert _nan(row['auc']) == pytest.approx(paired.auc_b, nan_ok=True), model
+        if model != 'fusion':
+            assert _nan(row['difference_vs_reference']) == pytest.approx(
+                paired.difference, nan_ok=True), model
+    # the end-to-end evaluation's deployment cut-off: Youden on its training rows
+    e2e = _rows(work / 'end_to_end' / 'patient_scores.csv')
+    e2e_train = e2e[(e2e['split'] == 'train') & e2e['end_to_end_score'].notna()]
+    deployment = _json(work / 'msom_fusion_tiny' / 'deployment.json')
+    if e2e_train['label'].nunique() == 2:
+        assert deployment['cutoff'] == pytest.approx(
+            youden_cutoff(e2e_train['end_to_end_score'], e2e_train['label']))
+    else:
+        assert deployment['cutoff'] is None
+
+
+def test_testing_the_same_checkpoint_again_gives_the_same_scores(tiny_demo, tmp_path):
+    work = tiny_demo.work
+    checkpoint = (work / 'msom_fusion_tiny' / 'last_checkpoint').read_text().strip()
+    result = subprocess.run(
+        [sys.executable, 'tools/test.py', 'configs/msom_fusion_tiny.py', checkpoint,
+         '--data-root', str(work / 'data'), '--work-dir', str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    again = _rows(tmp_path / 'patient_scores.csv')
+    pd.testing.assert_frame_equal(again, _rows(work / 'msom_fusion_tiny' / 'patient_scores.csv'))
+
+
+def test_validate_reads_the_demo_folder_and_prints_every_bar(tiny_demo, tmp_path):
+    """The tiny models miss the bars (not asserted); what matters is that the figures
+    that exist whatever the models' quality are found in the folder's files, so a
+    broken file layout cannot pass as a mere miss."""
+    result = subprocess.run([sys.executable, 'tools/validate.py', '--work-dir',
+                             str(tiny_demo.work), '--no-run', '--out',
+                             str(tmp_path / 'validation.json')], cwd=REPO, capture_output=True,
+                            text=True)
+    assert result.returncode in (0, 1), result.stderr[-3000:]
+    assert 'bars missed' in result.stdout
+    checks = {c['name']: c['value'] for c in _json(tmp_path / 'validation.json')['checks']}
+    assert len(checks) == 12
+    assert checks['detector GTV box AP@0.5 (test_step8)'] is not None
+    prediction = _json(next(tiny_demo.work.glob('predict_*/prediction.json')))
+    patient = prediction['patient_id']
+    assert checks[f'{patient}: prediction status'] == prediction['status']
+    assert checks[f'{patient}: slices marked of slices total (not every slice)'] == (
+        f'{prediction["n_slices_with_tumour"]} / {prediction["n_slices_total"]}')
+    assert checks['classifier evaluated on'] == 'test'
+
+
+def test_no_planted_identifier_in_any_output_or_log(tiny_demo):
+    work = tiny_demo.work
     outputs = [p for p in work.iterdir() if p.name != 'cohort']
-    hits = find_identifiers(outputs, identifiers, texts={'demo console': log})
+    hits = find_identifiers(outputs, tiny_demo.identifiers, texts={'demo console': tiny_demo.log})
     allowed = [h for h in hits if Path(h.source).name == UID_CARRIER and h.identifier[0].isdigit()
                and '.' in h.identifier]  # referencing UIDs in the RTSTRUCT only
     assert [h for h in hits if h not in allowed] == []

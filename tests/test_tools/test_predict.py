@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.synth import synthesize_cohort
 from mmnpc.testing import save_untrained
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,10 +27,9 @@ def _save_untrained(config: str, path: Path) -> Path:
 
 
 @pytest.fixture(scope='module')
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, synthetic_cohort):
     tmp = tmp_path_factory.mktemp('predict')
-    cohort = synthesize_cohort(tmp / 'cohort', 1, seed=2, matrix=48, progress=False)
-    patient = next(p for p in Path(cohort).iterdir() if p.is_dir())
+    patient = sorted(p for p in synthetic_cohort.path.iterdir() if p.is_dir())[0]
     det = _save_untrained('configs/det_cet1_tiny.py', tmp / 'det.pth')
     cls_dir = tmp / 'cls'
     cls_dir.mkdir()

@@ -1,7 +1,9 @@
 """tools/test_end_to_end.py: every patient gets the score tools/predict.py gives it.
 
-The checkpoints hold random weights (mmnpc.testing.save_untrained) and the
-detector runs with --det-score-thr 0, so it marks every slice it looks at:
+Four patients of the shared converted cohort and the shared tiny detector
+(tests/conftest.py, 4 iterations)
+and an image-only classifier with random weights (mmnpc.testing.save_untrained);
+the detector runs with --det-score-thr 0, so it marks every slice it looks at:
 what is checked is that the cohort evaluation and prediction run the same
 slices through the same preprocessing (DICOM -> converter -> JPEG round trip),
 the same detector search and the same classifier, and that every reported
@@ -19,40 +21,39 @@ import pandas as pd
 import pytest
 from mmengine.config import Config
 
-from data_prep.convert import convert_cohort
-from data_prep.synth import synthesize_cohort
 from mmnpc.evaluation import delong_auc_ci, youden_cutoff
 
 REPO = Path(__file__).resolve().parents[2]
 CLS_CONFIG = 'configs/msom_cet1_tiny.py'
-pytestmark = pytest.mark.slow  # a ResNet-50 Mask R-CNN on every slice of 5 small patients
+pytestmark = pytest.mark.slow  # a ResNet-50 Mask R-CNN on every slice of 3 small patients
 
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
+def run(converted_cohort, tiny_models, tmp_path_factory):
+    """The shared tiny detector on 4 patients of the shared converted cohort (a training
+    patient of each label, one validation and one test patient); an untrained
+    image-only classifier."""
     from mmnpc.testing import save_untrained
 
     tmp = tmp_path_factory.mktemp('e2e')
-    cohort = synthesize_cohort(tmp / 'cohort', 5, seed=4, matrix=48, pixel_mm=4.8, n_slices=6,
-                               slice_mm=6.0, progress=False)
-    table = pd.read_csv(cohort / 'clinical.csv', dtype=str)
-    ids = sorted(table['patient_id'])
-    splits = dict(zip(ids, ['train', 'train', 'train', 'val', 'test']))
-    (tmp / 'split.csv').write_text('patient_id,split\n' + ''.join(
-        f'{p},{s}\n' for p, s in splits.items()))
-    convert_cohort(cohort, tmp / 'data', split_file=tmp / 'split.csv')
-    train = [p for p, s in splits.items() if s == 'train']
-    det = save_untrained(REPO / 'configs/det_cet1_tiny.py', tmp / 'det.pth', train)
+    labels = converted_cohort.labels()
+    train = converted_cohort.patients('train')
+    chosen = [next(p for p in train if labels[p] == 1), next(p for p in train if labels[p] == 0),
+              converted_cohort.patients('val')[0], converted_cohort.patients('test')[0]]
+    data = converted_cohort.subset(tmp / 'data', chosen)
+    cohort = converted_cohort.cohort
+    splits = {p: converted_cohort.splits[p] for p in chosen}
     (tmp / 'cls').mkdir()
-    cls = save_untrained(REPO / CLS_CONFIG, tmp / 'cls' / 'cls.pth', train)
+    cls = save_untrained(REPO / CLS_CONFIG, tmp / 'cls' / 'cls.pth',
+                         [p for p in chosen if splits[p] == 'train'])
     work = tmp / 'work'
     result = subprocess.run(
         [sys.executable, 'tools/test_end_to_end.py', CLS_CONFIG, str(cls), '--det-checkpoint',
-         str(det), '--data-root', str(tmp / 'data'), '--work-dir', str(work),
+         str(tiny_models.det), '--data-root', str(data), '--work-dir', str(work),
          '--det-score-thr', '0', '--coarse-step', '3'],
         cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return tmp, cohort, splits, det, cls, work, result.stdout
+    return tmp, cohort, splits, tiny_models.det, cls, work, result.stdout
 
 
 def test_rows_cover_train_and_test_patients_with_both_scores(run):

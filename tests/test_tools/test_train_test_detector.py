@@ -1,8 +1,9 @@
 """tools/train.py and tools/test.py on the tiny detector: train, checkpoint, resume, evaluate.
 
-Runs the real command lines (subprocesses, as a user would) on a tiny synthetic
-set; a few iterations only, so the numbers say nothing about quality -- only
-that the loop, the checkpoint/resume contract and metrics.json work.
+The shared ``tiny_models`` fixture (tests/conftest.py) ran the real command
+lines on the shared converted cohort: 2 iterations, then ``--resume`` up to 4.
+A few iterations only, so the numbers say nothing about quality -- only that
+the loop, the checkpoint/resume contract and metrics.json work.
 """
 from __future__ import annotations
 
@@ -14,25 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmnpc.testing import write_synthetic_coco
-
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = 'configs/det_cet1_tiny.py'
-pytestmark = pytest.mark.slow  # ~1-3 min: three tool runs of a ResNet-50 Mask R-CNN
-
-
-def _run(*args: str) -> str:
-    """Run a tool from the repo root; fail the test with its output if it fails."""
-    result = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True)
-    assert result.returncode == 0, f'{args[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}'
-    return result.stdout + result.stderr
-
-
-def _train(data_root: Path, work_dir: Path, max_iters: int, *extra: str) -> str:
-    return _run('tools/train.py', CONFIG, '--data-root', str(data_root), '--work-dir', str(work_dir),
-                *extra, '--cfg-options', f'train_cfg.max_iters={max_iters}',
-                f'train_cfg.val_interval={max_iters}', 'default_hooks.checkpoint.interval=2',
-                'default_hooks.logger.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=5')
+pytestmark = pytest.mark.slow  # tools/test.py of a ResNet-50 Mask R-CNN on 3 patients' slices
 
 
 def _load(path: Path) -> dict:
@@ -40,16 +25,9 @@ def _load(path: Path) -> dict:
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    """Train 2 iterations, then resume the same work dir up to 4."""
-    tmp = tmp_path_factory.mktemp('det')
-    data_root = tmp / 'data'
-    write_synthetic_coco(data_root, n_patients=3, slices_per_patient=4, n_val_patients=1, size=128)
-    work_dir = tmp / 'work'
-    _train(data_root, work_dir, 2)
-    first = _load(work_dir / 'iter_2.pth')
-    resume_log = _train(data_root, work_dir, 4, '--resume')
-    return data_root, work_dir, first, resume_log
+def trained(tiny_models, converted_cohort):
+    return (converted_cohort.data, tiny_models.det_dir, tiny_models.det_first,
+            tiny_models.det_resume_log)
 
 
 def test_first_run_checkpoints_its_state(trained):
@@ -73,16 +51,27 @@ def test_resume_continues_the_schedule(trained):
     assert (work_dir / 'last_checkpoint').read_text().strip().endswith('iter_4.pth')
 
 
-def test_test_tool_writes_metrics_and_pictures(trained):
+def test_test_tool_writes_metrics_and_pictures(trained, tmp_path):
+    """On every 8th slice of the test patients (as the demo tests on a share of them)."""
+    from mmnpc.datasets.coco_subset import write_every_kth_slice
+
     data_root, work_dir, _, _ = trained
-    test_dir = work_dir / 'test'
-    _run('tools/test.py', CONFIG, str(work_dir / 'iter_4.pth'), '--data-root', str(data_root),
-         '--work-dir', str(test_dir), '--show-dir', 'show')
+    subset = tmp_path / 'test_step8.json'
+    write_every_kth_slice(data_root / 'cet1' / 'annotations' / 'test.json', subset, 8)
+    test_dir = tmp_path / 'test'
+    result = subprocess.run(
+        [sys.executable, 'tools/test.py', CONFIG, str(work_dir / 'iter_4.pth'), '--data-root',
+         str(data_root), '--work-dir', str(test_dir), '--show-dir', 'show',
+         '--cfg-options', f'test_dataloader.dataset.ann_file={subset}'],
+        cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((test_dir / 'metrics.json').read_text())
+    assert metrics['split'] == 'test_step8'  # the converter's held-out patients, every 8th slice
     for key in ('GTV_AP50', 'GTVln_AP50', 'mAP50', 'segm_mAP50'):
         assert key in metrics
         assert metrics[key] is None or 0.0 <= metrics[key] <= 1.0, (key, metrics[key])
-    assert metrics['GTV_num_gt'] > 0  # the val patient has tumour, so GTV AP is defined
+    assert metrics['GTV_num_gt'] > 0  # the test patients have tumour, so GTV AP is defined
     assert metrics['GTV_AP50'] is not None
     pictures = list(test_dir.glob('*/show/*.jpg')) + list(test_dir.glob('*/show/*.png'))
-    assert len(pictures) == 4  # one ground truth | prediction picture per val slice
+    images = json.loads(subset.read_text())['images']
+    assert len(pictures) == len(images)  # one ground truth | prediction picture per slice tested
