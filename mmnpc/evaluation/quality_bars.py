@@ -56,8 +56,11 @@ def _json(path: Path) -> Optional[dict]:
 
 
 def _number(value) -> Optional[float]:
+    """``value`` as a number (a count stays an int); None for a missing or NaN figure."""
     if value is None:
         return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
     value = float(value)
     return None if math.isnan(value) else value
 
