@@ -1,11 +1,12 @@
 """tools/predict.py as a user runs it: checkpoints in, prediction folder (or a clear refusal) out.
 
-The checkpoints hold untrained weights (built from the tiny configs and saved
-the way the Runner saves them), so the detector finds nothing at a 0.99
-threshold: this checks the command line, the no-detection path and the
-cut-off rule. Detections landing on the tumour are tested in
-tests/test_mmnpc/test_inference with an oracle detector, and with trained
-models in the demo's end-to-end test.
+A patient of the shared synthetic cohort (tests/conftest.py); the checkpoints
+hold untrained weights (built from the tiny configs and saved the way the
+Runner saves them), so the detector finds nothing at a 0.99 threshold: this
+checks the command line, the no-detection path and the cut-off rule.
+Detections landing on the tumour are tested in tests/test_mmnpc/test_inference
+with an oracle detector, and with trained models by ``make validate`` on the
+demo (tools/validate.py).
 """
 from __future__ import annotations
 
