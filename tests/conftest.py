@@ -12,9 +12,9 @@ one before):
   scanned for PHI;
 * ``converted_cohort``: ``python -m data_prep convert`` of it (6 training, 3
   validation, 3 test patients);
-* ``tiny_models``: ``tools/train.py`` of the tiny CE-T1 detector (2
-  iterations, then ``--resume`` to 4) and of the tiny fusion classifier
-  initialised from it (4 iterations) on the converted cohort;
+* ``tiny_models``: ``tools/train.py`` of the tiny CE-T1 detector on the
+  converted cohort (2 iterations, then ``--resume`` to 4; trained classifiers
+  come from ``tiny_demo`` and the README walk-through);
 * ``tiny_demo``: ``tools/demo.py`` -- every step of ``make demo`` and its
   ``--end-to-end`` / ``--cnn-baselines`` steps -- on the same DICOM cohort,
   with short schedules (10 detector, 6 classifier iterations).
@@ -41,7 +41,6 @@ REPO = Path(__file__).resolve().parents[1]
 COHORT_PATIENTS = 12
 COHORT_GEOMETRY = dict(matrix=48, pixel_mm=4.8, n_slices=6, slice_mm=6.0)
 DET_CONFIG = 'configs/det_cet1_tiny.py'
-CLS_CONFIG = 'configs/msom_fusion_tiny.py'
 MODEL_ITERS = 4
 DEMO_ARGS = ['--patients', str(COHORT_PATIENTS), '--val-fraction', '0.25', '--test-fraction',
              '0.25', '--det-iters', '10', '--cls-iters', '6', '--val-slice-step', '4',
@@ -75,8 +74,9 @@ class ConvertedCohort(NamedTuple):
 
     def subset(self, dest: Path, patients: Iterable[str]) -> Path:
         """A converter output folder at ``dest`` holding only ``patients``: the COCO files
-        and clinical rows filtered, the images linked, the manifest copied. For tests
-        whose cost grows with the patients scored (end-to-end evaluation)."""
+        and clinical rows filtered, the images linked, manifest.json copied as it is (it
+        still lists every patient; the tools read its parameters, not its patients). For
+        tests whose cost grows with the patients scored (end-to-end evaluation)."""
         keep = set(patients)
         dest.mkdir(parents=True)
         for sequence in (p for p in self.data.iterdir() if (p / 'annotations').is_dir()):
@@ -101,8 +101,6 @@ class TinyModels(NamedTuple):
     det: Path  # iter_4.pth, after the resume
     det_first: dict  # iter_2.pth as the first run left it (loaded before the resume)
     det_resume_log: str
-    cls_dir: Path
-    cls: Path
 
 
 class TinyDemo(NamedTuple):
@@ -141,7 +139,9 @@ def tiny_models(converted_cohort) -> TinyModels:
     import torch
 
     root, data = converted_cohort.data.parent, str(converted_cohort.data)
-    det_dir, cls_dir = root / 'det', root / 'cls'
+    det_dir = root / 'det'
+    # a checkpoint every 2 iterations (after _iters' interval=n: the later value wins), so
+    # the first run's iter_2.pth stays beside the resumed run's iter_4.pth
     det_options = ('train_cfg.val_begin=1000000', 'default_hooks.checkpoint.interval=2',
                    'default_hooks.checkpoint.max_keep_ckpts=5', 'default_hooks.logger.interval=1')
     run_tool('tools/train.py', DET_CONFIG, '--data-root', data, '--work-dir', str(det_dir),
@@ -150,11 +150,8 @@ def tiny_models(converted_cohort) -> TinyModels:
                        weights_only=False)
     resumed = run_tool('tools/train.py', DET_CONFIG, '--data-root', data, '--work-dir',
                        str(det_dir), '--resume', *_iters(MODEL_ITERS, *det_options))
-    det = det_dir / f'iter_{MODEL_ITERS}.pth'
-    run_tool('tools/train.py', CLS_CONFIG, '--data-root', data, '--work-dir', str(cls_dir),
-             '--det-checkpoint', str(det), *_iters(MODEL_ITERS))
-    return TinyModels(det_dir, det, first, resumed.stdout + resumed.stderr, cls_dir,
-                      cls_dir / f'iter_{MODEL_ITERS}.pth')
+    return TinyModels(det_dir, det_dir / f'iter_{MODEL_ITERS}.pth', first,
+                      resumed.stdout + resumed.stderr)
 
 
 @pytest.fixture(scope='session')
@@ -167,3 +164,44 @@ def tiny_demo(synthetic_cohort, tmp_path_factory) -> TinyDemo:
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-5000:]
     return TinyDemo(work, synthetic_cohort.identifiers, log)
+
+
+# ---------------------------------------------------------------- a finished demo's files, faked
+
+def _write_json(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+
+
+def _demo_folder(root: Path, **changes) -> Path:
+    """A finished demo's files with the figures of the README's run, ``changes`` applied
+    as ``file_key=value`` (files: det_test, det_val, prediction, gtv, cls)."""
+    det_test = {'split': 'test_step16', 'GTV_AP50': 0.868, 'GTVln_AP50': 0.632}
+    det_val = {'split': 'val_step4', 'slice_scores': {'any': {'youden_thr': 0.655}}}
+    prediction = {'patient_id': 'NPC001', 'status': 'ok', 'n_slices_with_tumour': 38,
+                  'n_slices_total': 85}
+    gtv = {'slice_recall': 1.0, 'slice_precision': 1.0,
+           'centroid_distance_mm': {'median': 1.1, 'max': 2.9, 'n': 38}}
+    cls = {'eval_split': 'test', 'auc': 0.650, 'auc_ci_low': 0.530, 'auc_ci_high': 0.770}
+    records = {'det_test': det_test, 'det_val': det_val, 'prediction': prediction, 'gtv': gtv,
+               'cls': cls}
+    for key, value in changes.items():
+        file, field = key.split('__')
+        records[file][field] = value
+    _write_json(root / 'detector' / 'test' / 'metrics.json', det_test)
+    _write_json(root / 'detector' / 'val' / 'metrics.json', det_val)
+    _write_json(root / 'predict_NPC001' / 'prediction.json', prediction)
+    _write_json(root / 'predict_NPC001' / 'detection_check.json', {'classes': {'GTV': gtv}})
+    _write_json(root / 'msom_fusion_tiny' / 'metrics.json', cls)
+    _write_json(root / 'comparison' / 'comparison.json', {'models': [
+        {'model': 'fusion', 'auc': 0.65}, {'model': 'clinical_only', 'n_patients': 80,
+                                           'auc': 0.66, 'auc_ci_low': 0.539,
+                                           'auc_ci_high': 0.782, 'p_value': 0.70}]})
+    return root
+
+
+@pytest.fixture
+def demo_folder():
+    """``demo_folder(root, file__field=value, ...)``: the files make validate reads, with
+    the README demo's figures (files: det_test, det_val, prediction, gtv, cls)."""
+    return _demo_folder

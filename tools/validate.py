@@ -5,7 +5,7 @@
 Runs ``tools/demo.py --work-dir WORK_DIR`` first unless WORK_DIR already holds
 a finished demo (its report.md), then prints every figure beside its bar
 (mmnpc.evaluation.quality_bars), writes FILE (default WORK_DIR/validation.json) and exits 1
-if any bar is missed. Not part of ``make test`` (CI): the demo trains the CPU
+if any bar is missed (2 when there is no finished demo to check). Not part of ``make test`` (CI): the demo trains the CPU
 detector recipe, about an hour on 2 cores. Run it before a release and after
 changing a model, a recipe, the converter or the generator.
 """
@@ -40,7 +40,9 @@ def main(argv=None) -> int:
     work_dir = args.work_dir if args.work_dir.is_absolute() else REPO / args.work_dir
     if not (work_dir / 'report.md').is_file():
         if args.no_run:
-            sys.exit(f'{work_dir} holds no finished demo (no report.md); run make demo')
+            print(f'{work_dir} holds no finished demo (no report.md); run make demo',
+                  file=sys.stderr)
+            return 2
         print(f'[validate] no finished demo in {work_dir}: running tools/demo.py (about an '
               'hour on 2 CPU cores)', flush=True)
         code = subprocess.run([sys.executable, 'tools/demo.py', '--work-dir', str(work_dir)],

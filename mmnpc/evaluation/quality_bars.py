@@ -71,8 +71,10 @@ def _check(name: str, value, bar: str, ok: Callable[[float], bool]) -> Check:
 
 
 def _prediction_dir(work_dir: Path) -> Optional[Path]:
+    """The demo's one prediction folder; None when there is none or more than one (a
+    stale folder of another run must not be judged as the demo's)."""
     found = sorted(work_dir.glob('predict_*/prediction.json'))
-    return found[0].parent if found else None
+    return found[0].parent if len(found) == 1 else None
 
 
 def detector_checks(work_dir: Path) -> list[Check]:

@@ -110,7 +110,8 @@ def test_synth_geometry_options_reach_the_headers(tmp_path):
               if d.Modality == 'MR']
     assert {(d.Rows, d.Columns) for d in images} == {(40, 40)}
     assert {tuple(float(v) for v in d.PixelSpacing) for d in images} == {(5.5, 5.5)}
-    assert len({float(d.ImagePositionPatient[2]) for d in images}) == 5
+    z = sorted({float(d.ImagePositionPatient[2]) for d in images})
+    assert len(z) == 5 and all(abs(b - a - 6.0) < 1e-6 for a, b in zip(z, z[1:]))
     assert run_cli('synth', tmp_path / 'other', '--slice-mm', '0').returncode == 2
 
 

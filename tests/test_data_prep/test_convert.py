@@ -391,21 +391,22 @@ def identifying_values(cohort: Path) -> set[str]:
 
 
 @pytest.fixture(scope='module')
-def synthetic_cohort(tmp_path_factory) -> Path:
+def serial_parallel_cohort(tmp_path_factory) -> Path:
     from data_prep.synth import synthesize_cohort
 
     return synthesize_cohort(tmp_path_factory.mktemp('synth') / 'cohort', 2, seed=0, matrix=64,
                              pixel_mm=3.6, n_slices=8, slice_mm=5.0, progress=False)
 
 
-def test_synthetic_cohort_converts_identically_serial_and_parallel(synthetic_cohort, tmp_path):
-    serial = run(synthetic_cohort, tmp_path / 'serial', val_fraction=0.5)
-    run(synthetic_cohort, tmp_path / 'parallel', val_fraction=0.5, workers=2)
+def test_synthetic_cohort_converts_identically_serial_and_parallel(serial_parallel_cohort,
+                                                                  tmp_path):
+    serial = run(serial_parallel_cohort, tmp_path / 'serial', val_fraction=0.5)
+    run(serial_parallel_cohort, tmp_path / 'parallel', val_fraction=0.5, workers=2)
     files = tree_bytes(tmp_path / 'serial')
     assert tree_bytes(tmp_path / 'parallel') == files
     assert serial['patients'] == {'train': 1, 'val': 1}
 
-    identifiers = identifying_values(synthetic_cohort)
+    identifiers = identifying_values(serial_parallel_cohort)
     assert len(identifiers) > 10
     leaks = {v for v in identifiers for content in files.values() if v.encode() in content}
     assert not leaks

@@ -1,6 +1,6 @@
 """tools/test_end_to_end.py: every patient gets the score tools/predict.py gives it.
 
-Four patients of the shared converted cohort and the shared tiny detector
+Five patients of the shared converted cohort and the shared tiny detector
 (tests/conftest.py, 4 iterations)
 and an image-only classifier with random weights (mmnpc.testing.save_untrained);
 the detector runs with --det-score-thr 0, so it marks every slice it looks at:
@@ -25,21 +25,23 @@ from mmnpc.evaluation import delong_auc_ci, youden_cutoff
 
 REPO = Path(__file__).resolve().parents[2]
 CLS_CONFIG = 'configs/msom_cet1_tiny.py'
-pytestmark = pytest.mark.slow  # a ResNet-50 Mask R-CNN on every slice of 3 small patients
+pytestmark = pytest.mark.slow  # a ResNet-50 Mask R-CNN on every slice of 4 small patients
 
 
 @pytest.fixture(scope='module')
 def run(converted_cohort, tiny_models, tmp_path_factory):
-    """The shared tiny detector on 4 patients of the shared converted cohort (a training
-    patient of each label, one validation and one test patient); an untrained
+    """The shared tiny detector on 5 patients of the shared converted cohort (a training
+    patient of each label, one validation patient, two test patients -- of each label
+    where the cohort has them, so that the test AUC is defined); an untrained
     image-only classifier."""
     from mmnpc.testing import save_untrained
 
     tmp = tmp_path_factory.mktemp('e2e')
     labels = converted_cohort.labels()
     train = converted_cohort.patients('train')
+    test = sorted(converted_cohort.patients('test'), key=lambda p: labels[p])
     chosen = [next(p for p in train if labels[p] == 1), next(p for p in train if labels[p] == 0),
-              converted_cohort.patients('val')[0], converted_cohort.patients('test')[0]]
+              converted_cohort.patients('val')[0], test[0], test[-1]]
     data = converted_cohort.subset(tmp / 'data', chosen)
     cohort = converted_cohort.cohort
     splits = {p: converted_cohort.splits[p] for p in chosen}

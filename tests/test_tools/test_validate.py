@@ -18,16 +18,6 @@ def tool():
     return module
 
 
-@pytest.fixture
-def demo_folder():
-    spec = importlib.util.spec_from_file_location(
-        'quality_bars_tests', REPO / 'tests' / 'test_mmnpc' / 'test_evaluation' /
-        'test_quality_bars.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.demo_folder
-
-
 def test_a_passing_demo_prints_each_figure_beside_its_bar(tool, demo_folder, tmp_path, capsys):
     work = demo_folder(tmp_path / 'demo')
     (work / 'report.md').write_text('# demo\n')
@@ -48,6 +38,7 @@ def test_a_missed_bar_exits_1_and_says_which(tool, demo_folder, tmp_path, capsys
     assert json.loads((work / 'validation.json').read_text())['passed'] is False
 
 
-def test_no_finished_demo_with_no_run_is_refused(tool, tmp_path):
-    with pytest.raises(SystemExit, match='no finished demo'):
-        tool.main(['--work-dir', str(tmp_path), '--no-run'])
+def test_no_finished_demo_with_no_run_is_refused(tool, tmp_path, capsys):
+    assert tool.main(['--work-dir', str(tmp_path), '--no-run']) == 2
+    assert 'no finished demo' in capsys.readouterr().err
+    assert not (tmp_path / 'validation.json').exists()
