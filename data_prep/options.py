@@ -87,7 +87,12 @@ class PrepOptions:
     roi_aliases: class -> ROI names (compared normalised, see module docstring).
     sequences: the sequences to convert for every patient.
     output_size: px, side of the square output slices.
-    intensity_percentiles: (low, high) percent of in-volume voxels mapped to 1 and 255.
+    intensity_percentiles: (low, high) percent of in-volume voxels: the low one is mapped
+        to 1; the high one is the least the upper limit can be.
+    intensity_top_voxels: the upper limit (mapped to 255) is the n-th brightest in-volume
+        voxel of the 1 mm grid (27 = a 3 mm cube; brighter ones are clipped as possible
+        outliers; ``data_prep.intensity``); None = the high percentile itself (the rule
+        before 2026-12-07, which saturated lesions among the brightest 0.5 %).
     series_overrides: patient_id -> sequence -> the series to use (a SeriesDescription,
         SeriesNumber or folder relative to the patient folder; module docstring).
     series_overrides_file: where ``series_overrides`` came from (named in messages).
@@ -105,6 +110,7 @@ class PrepOptions:
     sequences: tuple[str, ...] = SEQUENCES
     output_size: int = OUTPUT_SIZE
     intensity_percentiles: tuple[float, float] = (0.5, 99.5)
+    intensity_top_voxels: int | None = 27
     series_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     series_overrides_file: str = ''
     label_values: dict[str, list[int]] | None = None

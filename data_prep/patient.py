@@ -21,7 +21,8 @@ from data_prep.label_map_files import find_label_maps
 from data_prep.mr_volume import MrSeries, load_mr_series
 from data_prep.options import PrepOptions
 from data_prep.registration import load_ct_series
-from data_prep.resample import canonical_grid, resample_to_slices
+from data_prep.intensity import CLIP_WARN_SHARE
+from data_prep.resample import canonical_grid, resample_sequence
 from data_prep.sequences import SeriesChoice
 from data_prep.types import DataPrepError, PreparedSequence, SeriesInfo
 
@@ -76,7 +77,8 @@ def _prepare_sequence(patient_id: str, sequence: str, plan: PatientPlan, mr_of,
     if source is not None:
         masks, roi_names, extras = contour_masks(patient_id, sequence, mr, source, plan,
                                                  mr_of, options, warnings)
-    slices = resample_to_slices(mr.volume, masks, options)
+    slices, intensity = resample_sequence(mr.volume, masks, options)
+    warnings += clip_warnings(sequence, intensity['contour_clip_shares'])
     volume = mr.volume
     contour_source = (source.manifest_entry(patient_id) if source is not None
                       else {'kind': 'none'})
@@ -95,6 +97,19 @@ def _prepare_sequence(patient_id: str, sequence: str, plan: PatientPlan, mr_of,
         'square_fov_mm': canonical_grid(volume).side_mm,
         'contour_source': contour_source,
         'rtstruct_rois': roi_names,
+        'intensity': intensity,
         'warnings': warnings,
     }
     return PreparedSequence(patient_id=patient_id, sequence=sequence, slices=slices, info=info)
+
+
+def clip_warnings(sequence: str, shares: dict[str, dict]) -> list[str]:
+    """One warning per structure with more than CLIP_WARN_SHARE of its voxels at 1 or 255."""
+    out = []
+    for name, share in sorted(shares.items()):
+        for end, value in (('upper', share['high']), ('lower', share['low'])):
+            if value > CLIP_WARN_SHARE:
+                out.append(f'{sequence}: {value:.0%} of the {name} voxels sit at the {end} '
+                           f'intensity limit ({255 if end == "upper" else 1}): their internal '
+                           'contrast is lost (see PrepOptions.intensity_top_voxels)')
+    return out

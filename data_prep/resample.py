@@ -7,8 +7,9 @@ Two steps, as in the paper's preprocessing (1 mm for every scanner):
    the physical bounding box of the native voxels (their outer edges, all 8
    corners), padded with 0 outside them; z runs from the lowest to the highest
    native voxel centre (= slice centre for an axial series) in 1 mm steps.
-   Intensities are then clipped to percentiles of the in-volume voxels and
-   mapped to 1..255 (uint8); padding stays 0.
+   Intensities are then clipped to limits found in the in-volume voxels
+   (``data_prep.intensity``: a low percentile, and the brightest voxel unless
+   it is an outlier) and mapped to 1..255 (uint8); padding stays 0.
 2. Each axial slice resized S x S -> 512 x 512 with cv2.resize (INTER_LINEAR).
    cv2 maps output pixel u to source coordinate (u + 0.5) * S / 512 - 0.5, so
    its centre lies at x_edge + (u + 0.5) * S / 512 mm (x_edge = left edge of
@@ -27,7 +28,7 @@ import cv2
 import numpy as np
 import SimpleITK as sitk
 
-from data_prep.intensity import scale_intensities
+from data_prep.intensity import contour_clip_shares, scale_to_limits, volume_limits
 from data_prep.options import PrepOptions
 from data_prep.types import PreparedSlice, Volume
 
@@ -78,7 +79,16 @@ def canonical_grid(volume: Volume) -> CanonicalGrid:
 
 def resample_to_slices(volume: Volume, masks: dict[str, np.ndarray],
                        options: PrepOptions) -> list[PreparedSlice]:
-    """Axial uint8 slices of ``options.output_size`` px with their class masks.
+    """The slices of :func:`resample_sequence`, without its intensity report."""
+    return resample_sequence(volume, masks, options)[0]
+
+
+def resample_sequence(volume: Volume, masks: dict[str, np.ndarray],
+                      options: PrepOptions) -> tuple[list[PreparedSlice], dict]:
+    """Axial uint8 slices of ``options.output_size`` px with their class masks, and
+    the intensity report ``{'limits': [lower, upper], 'contour_clip_shares': {class:
+    {'voxels', 'low', 'high'}}}`` (``data_prep.intensity``; measured on the 1 mm grid,
+    mask >= 0.5).
 
     volume: native float32 [k, j, i] image; masks: class -> bool (or float in
     0..1, see ``contour_masks.interpolate_missing_masks``) [k, j, i] on the same grid.
@@ -90,7 +100,9 @@ def resample_to_slices(volume: Volume, masks: dict[str, np.ndarray],
     # NaN marks the 1 mm voxels whose centre lies outside the native voxels' edges
     image = _resample(volume.array.astype(np.float32), volume, grid.origin(), grid.size(), np.nan)
     inside = ~np.isnan(image)
-    scaled = scale_intensities(image, inside, options.intensity_percentiles)
+    limits = volume_limits(image, inside, options.intensity_percentiles,
+                           options.intensity_top_voxels)
+    scaled = scale_to_limits(image, inside, *limits)
     inside_255 = inside.astype(np.uint8) * np.uint8(255)
     resampled_masks = {cls: _resample_mask(m, volume, grid) for cls, m in masks.items() if m.any()}
     size = options.output_size
@@ -112,7 +124,10 @@ def resample_to_slices(volume: Volume, masks: dict[str, np.ndarray],
         slices.append(PreparedSlice(
             index=m, image=out, masks={c: v for c, v in slice_masks.items() if v.any()},
             z_mm=grid.z0 + m, spacing_mm=(step, step), origin_mm=origin))
-    return slices
+    report = {'limits': [round(float(v), 4) for v in limits],
+              'contour_clip_shares': contour_clip_shares(
+                  scaled, {cls: r >= 0.5 for cls, r in resampled_masks.items()})}
+    return slices, report
 
 
 def to_sitk(array: np.ndarray, volume: Volume) -> sitk.Image:
