@@ -2,7 +2,8 @@
 
     python tools/test_end_to_end.py CLS_CONFIG CLS_CKPT --det-checkpoint DET.pth \\
         --data-root DATA --work-dir DIR [--det-config CFG] [--det-score-thr 0.5|DET_VAL.json] \\
-        [--coarse-step 4] [--device cpu] [--cfg-options k=v ...] [--no-deployment-file]
+        [--coarse-step 4] [--device cpu] [--cfg-options k=v ...] [--no-deployment-file] \
+        [--fallback-scores CLINICAL_ONLY/patient_scores.csv]
 
 For the training patients and the evaluated split (test; val, with a note, for a
 cohort converted without --test-fraction) of DATA, the detector chooses the slices
@@ -15,7 +16,10 @@ contour-based score of the same classifier. Writes to DIR:
 * metrics.json         both AUCs with DeLong CIs, the paired DeLong test, the
                        deployment cut-off (Youden on the training patients'
                        end-to-end scores) and the statistics at it, detection
-                       coverage; every number recomputable from the CSV
+                       coverage, the intention-to-treat score (a patient in
+                       whom nothing is detected gets the fallback score: the
+                       --fallback-scores model's, else the training patients'
+                       MSOM prevalence); every number recomputable from the CSV
 * end_to_end_scores.csv, roc.png, survival/   the end-to-end risk groups
 * deployment.json      the deployment cut-off and the slice threshold its scores
                        used, also written beside CLS_CKPT (unless
@@ -55,7 +59,23 @@ def parse_args() -> argparse.Namespace:
                         help='overrides of the classifier config, as tools/test.py')
     parser.add_argument('--no-deployment-file', action='store_true',
                         help='do not write deployment.json beside the classifier checkpoint')
+    parser.add_argument('--fallback-scores', type=Path, metavar='CSV',
+                        help='patient_scores.csv (patient_id, score) of a fallback model, e.g. '
+                        'the clinical-only model of tools/clinical_baseline.py: the score of a '
+                        'patient in whom nothing is detected, for the intention-to-treat AUC '
+                        '(default: the training patients\' MSOM prevalence)')
     return parser.parse_args()
+
+
+def read_fallback(path: Path) -> dict:
+    """patient_id -> score of a fallback model's patient table."""
+    import pandas as pd
+
+    table = pd.read_csv(path, dtype={'patient_id': str})
+    missing = [c for c in ('patient_id', 'score') if c not in table]
+    if missing:
+        raise ValueError(f'--fallback-scores {path}: no column {missing}')
+    return dict(zip(table['patient_id'], table['score'].astype(float)))
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -81,7 +101,7 @@ def main() -> int:
     from mmnpc.inference.cutoff import DEPLOYMENT_FILE, checkpoint_fingerprint
     from mmnpc.inference.det_threshold import parse_det_threshold, refuse_reported_split
     from mmnpc.inference.predict_patient import (PredictOptions, check_same_sequence,
-                                                 detect_and_score, score_slices)
+                                                 detect_and_score, score_contour_units)
     from mmnpc.inference.slice_detector import SliceDetector
     from mmnpc.models import init_msom_classifier
     from mmnpc.models.detector_transfer import check_detector_patients
@@ -140,10 +160,16 @@ def main() -> int:
         score_fn_for=lambda p: partial(detect_and_score, detector=detector,
                                        classifier=classifier, cls_cfg=cfg,
                                        clinical_vector=vectors[p], options=options),
-        score_slices_fn_for=lambda p: partial(score_slices, classifier=classifier, cfg=cfg,
-                                              clinical=vectors[p]),
+        score_units_fn_for=lambda p: partial(score_contour_units, classifier=classifier,
+                                             cfg=cfg, clinical=vectors[p]),
         progress=lambda items: tqdm(list(items), desc='patients', unit='patient'))
-    evaluation = evaluate_end_to_end(table, eval_split=eval_split)
+    try:
+        fallback = read_fallback(args.fallback_scores) if args.fallback_scores else None
+        evaluation = evaluate_end_to_end(
+            table, eval_split=eval_split, fallback=fallback,
+            fallback_name=f'scores of {args.fallback_scores}' if fallback else None)
+    except ValueError as error:
+        sys.exit(str(error))
     evaluation.notes[:0] = split_notes
 
     out = args.work_dir
@@ -181,6 +207,10 @@ def main() -> int:
           f'{_fmt(r[f"{eval_split}_slice_recall_mean"])}; deployment cut-off '
           f'{_fmt(r["end_to_end_cutoff"], 4)} (training patients) written to '
           + ', '.join(str(t) for t in targets))
+    print(f'[end-to-end] intention-to-treat AUC {_fmt(r["itt_auc"])} '
+          f'({_fmt(r["itt_auc_ci_low"])}-{_fmt(r["itt_auc_ci_high"])}): '
+          f'{r[f"{eval_split}_n_fallback"]} of {r[f"{eval_split}_n_patients"]} {eval_split} '
+          f'patients with nothing detected scored by the fallback ({r["itt_fallback"]})')
     for note in evaluation.notes:
         print(f'note: {note}')
     return 0

@@ -110,14 +110,7 @@ class MsomSliceDataset(BaseDataset):
                     raise DataPrepError(f'patient {patient_id} is in two splits: '
                                         f'{split_of[patient_id]!r} and {split!r} ({path})')
                 split_of[patient_id] = split
-            chosen = select_slices(coco, self.slice_selection, self.tumour_classes, path)
-            for image in evenly_spaced(chosen, self.max_slices_per_patient):
-                data_list.append(dict(
-                    img_path=join_path(self.data_prefix['img'], image['file_name']),
-                    img_id=image['id'], patient_id=image['patient_id'], split=split,
-                    z_mm=image.get('z_mm'), slice_index=image.get('slice_index'),
-                    height=image.get('height'), width=image.get('width'),
-                    tumour_area_px=image['tumour_area_px']))
+            data_list.extend(dict(item, split=split) for item in self._items(coco, path))
         self._check_split_column(rows, split_of)
         used = sorted({item['patient_id'] for item in data_list})
         labels = patient_labels(rows, used, self.clinical_file)
@@ -130,9 +123,26 @@ class MsomSliceDataset(BaseDataset):
             self._encoder.fit({p: rows[p] for p in fit_patients})
         self._encode_all()
         MMLogger.get_current_instance().info(
-            f'MsomSliceDataset: {len(data_list)} slices ({self.slice_selection}) of {len(used)} '
+            f'{type(self).__name__}: {len(data_list)} {self._sample_kind()} of {len(used)} '
             f'patients from {dict(self.ann_files)}; {self._encoder}')
         return data_list
+
+    def _items(self, coco: dict, source: str) -> List[dict]:
+        """The samples of one annotation file: its chosen slices (class docstring)."""
+        chosen = select_slices(coco, self.slice_selection, self.tumour_classes, source)
+        return [self._slice_item(image)
+                for image in evenly_spaced(chosen, self.max_slices_per_patient)]
+
+    def _slice_item(self, image: Mapping[str, Any]) -> dict:
+        return dict(img_path=join_path(self.data_prefix['img'], image['file_name']),
+                    img_id=image['id'], patient_id=image['patient_id'],
+                    z_mm=image.get('z_mm'), slice_index=image.get('slice_index'),
+                    height=image.get('height'), width=image.get('width'),
+                    spacing_mm=image.get('spacing_mm'),
+                    tumour_area_px=image['tumour_area_px'])
+
+    def _sample_kind(self) -> str:
+        return f'slices ({self.slice_selection})'
 
     def _check_split_column(self, rows: Mapping[str, Mapping[str, str]],
                             split_of: Mapping[str, str]) -> None:

@@ -19,6 +19,8 @@ import numpy as np
 
 from data_prep.types import DataPrepError
 
+from .regions import coco_box
+
 SLICE_SELECTIONS: tuple[str, ...] = ('tumour', 'max_area')
 
 
@@ -106,3 +108,50 @@ def evenly_spaced_positions(n: int, max_per_patient: Optional[int]) -> List[int]
 def _check_max(max_per_patient: int) -> None:
     if max_per_patient < 1:
         raise ValueError(f'max_slices_per_patient must be >= 1, got {max_per_patient}')
+
+
+def select_regions(coco: dict, region_classes: Sequence[str], per_structure: Optional[int],
+                   source: str) -> List[dict]:
+    """One record per annotation of ``region_classes`` (a lesion section on one slice):
+    the image entry plus ``structure`` (class name), ``region_box`` (x1, y1, x2, y2 px),
+    ``region_area_px`` and ``tumour_area_px`` (the slice's total of ``region_classes``).
+
+    At most ``per_structure`` regions of each structure of a patient are kept, the
+    largest ones (:func:`largest_regions`; None keeps all). Order: by patient,
+    slice index, then annotation id.
+    """
+    areas = tumour_area_by_image(coco, region_classes, source)
+    names = {c['id']: c['name'] for c in coco.get('categories', [])}
+    images = {image['id']: image for image in coco.get('images', [])}
+    records = []
+    for annotation in coco.get('annotations', []):
+        structure = names.get(annotation['category_id'])
+        if structure not in region_classes:
+            continue
+        image = images.get(annotation['image_id'])
+        if image is None or 'patient_id' not in image:
+            raise DataPrepError(f'{source}: annotation {annotation.get("id")} refers to image '
+                                f'{annotation["image_id"]}, which is missing or has no patient_id')
+        records.append({**image, 'structure': structure, 'annotation_id': annotation['id'],
+                        'region_box': coco_box(annotation['bbox']),
+                        'region_area_px': float(annotation['area']),
+                        'tumour_area_px': areas[image['id']]})
+    return largest_regions(records, per_structure)
+
+
+def largest_regions(records: Sequence[dict], per_structure: Optional[int]) -> List[dict]:
+    """The ``per_structure`` largest (``region_area_px``) records of each (patient,
+    structure); ties go to the lower slice index. Shared by the dataset (contours)
+    and prediction (detections), so both keep the same kind of regions. Sorted by
+    patient, slice index, then ``annotation_id`` (a running number for detections)."""
+    if per_structure is not None:
+        _check_max(per_structure)
+        groups: Dict[tuple, List[dict]] = defaultdict(list)
+        for record in records:
+            groups[(record['patient_id'], record['structure'])].append(record)
+        records = [r for group in groups.values()
+                   for r in sorted(group, key=lambda r: (-r['region_area_px'],
+                                                         r.get('slice_index', 0),
+                                                         r['annotation_id']))[:per_structure]]
+    return sorted(records, key=lambda r: (r['patient_id'], r.get('slice_index', 0),
+                                          r['annotation_id']))

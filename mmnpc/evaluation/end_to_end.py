@@ -21,7 +21,14 @@ Protocol (README, "End-to-end evaluation"):
   per-patient slice recall / precision against the contours;
 * a patient in whom the detector finds nothing gets no end-to-end score (as
   in prediction); such patients are counted and left out of the end-to-end
-  AUC, with a note.
+  AUC, with a note;
+* beside it, the **intention-to-treat** score (``itt_*``) leaves nobody out:
+  a patient without an end-to-end score gets a stated fallback score
+  (:func:`intention_to_treat_scores`): the patient's score from a fallback
+  model when one is given (e.g. the clinical-only model's, ``tools/
+  test_end_to_end.py --fallback-scores``), else the MSOM prevalence of the
+  training patients (the score of a model that knows nothing about the
+  patient). Its cut-off is Youden's J on the training patients' ITT scores.
 """
 from __future__ import annotations
 
@@ -29,15 +36,19 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 import pandas as pd
 
-from ..datasets.slice_selection import evenly_spaced, select_slices, tumour_area_by_image
+from ..datasets.slice_selection import (evenly_spaced, select_regions, select_slices,
+                                        tumour_area_by_image)
+from ..datasets.regions import mean_by_slice
 from .binary_stats import delong_paired_test
 from .msom_report import MsomEvaluation, evaluate_patient_table
+
+FALLBACK_PREVALENCE = 'training-patient MSOM prevalence'
 
 ROW_COLUMNS: tuple[str, ...] = (
     'patient_id', 'split', 'label', 'contour_score', 'end_to_end_score', 'n_slices',
@@ -65,13 +76,27 @@ def slices_by_patient(coco: dict) -> Dict[str, List[dict]]:
 def contour_slice_ids(coco: dict, dataset_cfg: Mapping, source: str) -> Dict[str, List[int]]:
     """patient_id -> the COCO image ids the classifier's test dataset would score
     (its ``slice_selection`` and ``max_slices_per_patient``)."""
+    return {p: [image_id for image_id, _ in units]
+            for p, units in contour_units(coco, dataset_cfg, source).items()}
+
+
+def contour_units(coco: dict, dataset_cfg: Mapping, source: str
+                  ) -> Dict[str, List[Tuple[int, Optional[list]]]]:
+    """patient_id -> (COCO image id, region box or None) of every sample the
+    classifier's test dataset would score: its slices (``MsomSliceDataset``), or
+    its contoured lesion sections with their boxes (``MsomRegionDataset``)."""
+    units: Dict[str, List[Tuple[int, Optional[list]]]] = defaultdict(list)
+    if dataset_cfg.get('type', '').split('.')[-1] == 'MsomRegionDataset':
+        regions = select_regions(coco, tuple(dataset_cfg.get('region_classes', ('GTV', 'GTVln'))),
+                                 dataset_cfg.get('regions_per_structure'), source)
+        for region in regions:
+            units[region['patient_id']].append((region['id'], region['region_box']))
+        return dict(units)
     chosen = select_slices(coco, dataset_cfg.get('slice_selection', 'tumour'),
                            tuple(dataset_cfg.get('tumour_classes', ('GTV', 'GTVln'))), source)
-    kept = evenly_spaced(chosen, dataset_cfg.get('max_slices_per_patient'))
-    ids: Dict[str, List[int]] = defaultdict(list)
-    for image in kept:
-        ids[image['patient_id']].append(image['id'])
-    return dict(ids)
+    for image in evenly_spaced(chosen, dataset_cfg.get('max_slices_per_patient')):
+        units[image['patient_id']].append((image['id'], None))
+    return dict(units)
 
 
 @dataclass
@@ -89,25 +114,31 @@ class CohortInputs:
         self.tumour_ids = set(tumour_area_by_image(self.coco, self.tumour_classes, self.source))
 
 
-def score_patient(images: Sequence[dict], cohort: CohortInputs, contour_ids: Sequence[int],
-                  score_fn: Callable, score_slices_fn: Callable) -> dict:
+def score_patient(images: Sequence[dict], cohort: CohortInputs,
+                  units: Sequence[Tuple[int, Optional[list]]],
+                  score_fn: Callable, score_units_fn: Callable) -> dict:
     """One patient's row (see :data:`ROW_COLUMNS`, without id, split and label).
 
-    ``score_fn(slices) -> (found, looked, slice_scores)`` is
+    ``score_fn(slices, spacing_mm=...) -> (found, looked, slice_scores)`` is
     :func:`~mmnpc.inference.predict_patient.detect_and_score` bound to the
-    models; ``score_slices_fn(slices) -> probabilities`` scores given slices
-    (the contour-based score).
+    models; ``score_units_fn(slices, boxes, spacing_mm=...) -> probabilities``
+    scores given slices, or the windows around given boxes for a region model
+    (:func:`~mmnpc.inference.predict_patient.score_contour_units`; the
+    contour-based score). ``units``: :func:`contour_units` of the patient.
     """
     slices = [read_grey(cohort.image_dir / image['file_name']) for image in images]
-    found, looked, slice_scores = score_fn(slices)
+    spacing = images[0].get('spacing_mm') if images else None
+    found, looked, slice_scores = score_fn(slices, spacing_mm=spacing)
     position = {image['id']: k for k, image in enumerate(images)}
     tumour = {position[i] for i in cohort.tumour_ids if i in position}
     detected = set(found)
-    contour = [position[i] for i in contour_ids if i in position]
-    contour_scores = score_slices_fn([slices[k] for k in contour]) if contour else []
+    units = [(position[i], box) for i, box in units if i in position]
+    contour_scores = score_units_fn([slices[k] for k, _ in units], [box for _, box in units],
+                                    spacing_mm=spacing) if units else []
+    by_slice = mean_by_slice([k for k, _ in units], contour_scores)
     hits = len(tumour & detected)
     return {
-        'contour_score': float(np.mean(contour_scores)) if len(contour_scores) else math.nan,
+        'contour_score': float(np.mean(list(by_slice.values()))) if by_slice else math.nan,
         'end_to_end_score': float(np.mean(list(slice_scores.values()))) if slice_scores
         else math.nan,
         'n_slices': len(images), 'n_slices_looked_at': len(looked),
@@ -120,20 +151,20 @@ def score_patient(images: Sequence[dict], cohort: CohortInputs, contour_ids: Seq
 
 def score_cohort(cohorts: Iterable[CohortInputs], dataset_cfg: Mapping,
                  labels: Mapping[str, float], score_fn_for: Callable[[str], Callable],
-                 score_slices_fn_for: Callable[[str], Callable],
+                 score_units_fn_for: Callable[[str], Callable],
                  progress: Optional[Callable[[Iterable], Iterable]] = None) -> pd.DataFrame:
     """The per-patient table of every patient of ``cohorts`` (columns :data:`ROW_COLUMNS`).
 
-    ``score_fn_for(patient_id)`` / ``score_slices_fn_for(patient_id)`` return
+    ``score_fn_for(patient_id)`` / ``score_units_fn_for(patient_id)`` return
     the scoring functions with that patient's clinical vector bound.
     """
     rows = []
     for cohort in cohorts:
-        contour_ids = contour_slice_ids(cohort.coco, dataset_cfg, cohort.source)
+        units = contour_units(cohort.coco, dataset_cfg, cohort.source)
         patients = slices_by_patient(cohort.coco).items()
         for patient_id, images in (progress(patients) if progress else patients):
-            row = score_patient(images, cohort, contour_ids.get(patient_id, []),
-                                score_fn_for(patient_id), score_slices_fn_for(patient_id))
+            row = score_patient(images, cohort, units.get(patient_id, []),
+                                score_fn_for(patient_id), score_units_fn_for(patient_id))
             rows.append({'patient_id': patient_id, 'split': cohort.split,
                          'label': int(labels[patient_id]), **row})
     return pd.DataFrame(rows, columns=list(ROW_COLUMNS))
@@ -148,6 +179,7 @@ class EndToEndEvaluation:
     contour: MsomEvaluation
     end_to_end: MsomEvaluation
     notes: list
+    itt: Optional[MsomEvaluation] = None
 
 
 def _score_table(rows: pd.DataFrame, column: str, splits: Sequence[str]) -> pd.DataFrame:
@@ -156,8 +188,36 @@ def _score_table(rows: pd.DataFrame, column: str, splits: Sequence[str]) -> pd.D
     return table.rename(columns={column: 'score', 'n_slices_scored': 'n_slices'})
 
 
+def intention_to_treat_scores(rows: pd.DataFrame, fallback: Optional[Mapping[str, float]] = None,
+                              train_split: str = 'train') -> Tuple[pd.Series, pd.Series, str]:
+    """(ITT score per row, bool "fallback used" per row, the fallback's name).
+
+    The end-to-end score where there is one; otherwise ``fallback[patient_id]``
+    when a fallback mapping is given (a patient missing from it is an error
+    naming them), else the share of MSOM among the ``train_split`` patients
+    (labels only: no evaluated patient's outcome enters any score).
+    """
+    score = rows['end_to_end_score'].astype(float)
+    missing = ~np.isfinite(score)
+    if fallback is None:
+        train = rows.loc[rows['split'] == train_split, 'label']
+        if not len(train):
+            raise ValueError(f'no {train_split!r} patients to take the fallback prevalence from')
+        values = pd.Series(float(train.mean()), index=rows.index)
+        name = FALLBACK_PREVALENCE
+    else:
+        absent = sorted(set(rows.loc[missing, 'patient_id']) - set(fallback))
+        if absent:
+            raise ValueError(f'no fallback score for patients {absent} (nothing was detected '
+                             'in them)')
+        values = rows['patient_id'].map(lambda p: fallback.get(p, math.nan)).astype(float)
+        name = 'fallback model score'
+    return score.where(~missing, values), missing, name
+
+
 def evaluate_end_to_end(rows: pd.DataFrame, eval_split: str = 'test', train_split: str = 'train',
-                        level: float = 0.95) -> EndToEndEvaluation:
+                        level: float = 0.95, fallback: Optional[Mapping[str, float]] = None,
+                        fallback_name: Optional[str] = None) -> EndToEndEvaluation:
     """Contour-based and end-to-end statistics of :func:`score_cohort`'s table.
 
     Report keys: ``contour_<key>`` and ``end_to_end_<key>`` for the keys of
@@ -167,7 +227,10 @@ def evaluate_end_to_end(rows: pd.DataFrame, eval_split: str = 'test', train_spli
     minus contour AUC on the evaluated patients with both scores);
     ``<split>_tumour_found_share``, ``<split>_n_no_detection``,
     ``<split>_slice_recall_mean``, ``<split>_slice_precision_mean`` for the
-    training and evaluated splits; ``eval_split``.
+    training and evaluated splits; ``eval_split``; ``itt_<key>`` (the same keys
+    for the intention-to-treat score, :func:`intention_to_treat_scores` with
+    ``fallback``), ``itt_fallback`` (its name: ``fallback_name`` or the rule)
+    and ``<split>_n_fallback``.
     """
     notes: List[str] = []
     splits = (train_split, eval_split)
@@ -182,6 +245,15 @@ def evaluate_end_to_end(rows: pd.DataFrame, eval_split: str = 'test', train_spli
     report.update({f'contour_{k}': v for k, v in contour.report.items() if k != 'eval_split'})
     report.update({f'end_to_end_{k}': v for k, v in e2e.report.items() if k != 'eval_split'})
     report['end_to_end_cutoff_rule'] = f'youden_{train_split}_end_to_end (deployment cut-off)'
+    itt_rows = rows.copy()
+    itt_rows['itt_score'], used, rule = intention_to_treat_scores(rows, fallback, train_split)
+    itt = evaluate_patient_table(_score_table(itt_rows, 'itt_score', splits), level=level,
+                                 train_split=train_split, eval_split=eval_split)
+    notes += [f'intention-to-treat: {n}' for n in itt.notes]
+    report.update({f'itt_{k}': v for k, v in itt.report.items() if k != 'eval_split'})
+    report['itt_fallback'] = fallback_name or rule
+    for split in splits:
+        report[f'{split}_n_fallback'] = int(used[rows['split'] == split].sum())
     for split in splits:
         patients = rows[rows['split'] == split]
         missing = int((~np.isfinite(patients['end_to_end_score'].astype(float))).sum())
@@ -203,7 +275,7 @@ def evaluate_end_to_end(rows: pd.DataFrame, eval_split: str = 'test', train_spli
                    'paired_z': paired.z, 'paired_p_value': paired.p_value,
                    'paired_test': 'DeLong (1988) for correlated ROC curves, end-to-end minus '
                                   'contour-based AUC, two-sided'})
-    return EndToEndEvaluation(report, contour, e2e, notes)
+    return EndToEndEvaluation(report, contour, e2e, notes, itt)
 
 
 def deployment_record(evaluation: EndToEndEvaluation, **provenance) -> dict:

@@ -1,7 +1,11 @@
 """Slice scores -> one score per patient, and the high / low risk groups of a cut-off.
 
 The classifier scores every slice of a patient; the patient's score is the
-mean of those slice scores (the paper's aggregation).
+mean of those slice scores (the paper's aggregation). A region model
+(``MsomRegionDataset``) scores several lesion windows of one slice: their mean
+is the slice's score first (rows sharing ``slice_id``), so every slice weighs
+the same whatever the number of lesions on it, and prediction
+(``mmnpc.inference.predict_patient``) averages the same way.
 """
 from __future__ import annotations
 
@@ -21,12 +25,14 @@ def patient_scores(slice_table: pd.DataFrame) -> pd.DataFrame:
     Args:
         slice_table: one row per slice with ``patient_id`` (str), ``split``
             (e.g. 'train' / 'val'), ``score`` (probability of MSOM, float) and
-            ``label`` (the patient's MSOM status, 0/1); other columns are ignored.
+            ``label`` (the patient's MSOM status, 0/1); optional ``slice_id``:
+            rows of one patient sharing it (the regions of one slice) are
+            averaged into one slice score first. Other columns are ignored.
 
     Returns:
         One row per patient, sorted by split then patient id, with
         ``patient_id``, ``split``, ``score`` (mean of the slice scores),
-        ``label`` (int) and ``n_slices``.
+        ``label`` (int) and ``n_slices`` (slices, not regions).
 
     Raises:
         ValueError: a column is missing, a score is not finite, or a patient's
@@ -35,12 +41,17 @@ def patient_scores(slice_table: pd.DataFrame) -> pd.DataFrame:
     missing = [column for column in SLICE_COLUMNS if column not in slice_table]
     if missing:
         raise ValueError(f'slice table lacks columns {missing}')
-    slices = slice_table.loc[:, list(SLICE_COLUMNS)].copy()
+    columns = list(SLICE_COLUMNS) + (['slice_id'] if 'slice_id' in slice_table else [])
+    slices = slice_table.loc[:, columns].copy()
     slices['patient_id'] = slices['patient_id'].astype(str)
     slices['score'] = slices['score'].astype(np.float64)
     bad = slices.loc[~np.isfinite(slices['score']), 'patient_id'].unique()
     if len(bad):
         raise ValueError(f'non-finite slice scores for patients {sorted(bad)}')
+    if 'slice_id' in slices:  # regions of one slice -> one slice score
+        slices = slices.groupby(['patient_id', 'slice_id'], sort=True).agg(
+            split=('split', 'first'), score=('score', 'mean'),
+            label=('label', 'first')).reset_index()
     groups = slices.groupby('patient_id', sort=True)
     for column in ('label', 'split'):
         mixed = groups[column].nunique()

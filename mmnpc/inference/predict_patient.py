@@ -17,6 +17,14 @@
    with the largest detected tumour area (``'max_area'``). The patient's MSOM
    score is their mean, exactly as in evaluation (patient score = mean slice
    score), so it is comparable with the cut-off fitted on training patients.
+   A region model (test pipeline with ``CropRegion``, dataset
+   ``MsomRegionDataset``) scores instead the millimetre windows around the
+   detections of its ``region_classes`` on the tumour slices (each
+   structure's ``regions_per_structure`` largest, by detected mask area, as the
+   dataset keeps the largest contoured sections), cut by the same function as
+   the contour windows (:func:`mmnpc.datasets.regions.crop_region`); a slice's
+   score is the mean of its windows' and the patient's the mean of its slices'
+   (:func:`mmnpc.evaluation.patient_table.patient_scores`).
 """
 from __future__ import annotations
 
@@ -35,7 +43,8 @@ from data_prep.options import PrepOptions
 from data_prep.patient import prepare_patient
 from data_prep.sequences import assign_sequences
 from data_prep.types import PreparedSequence
-from mmnpc.datasets.slice_selection import evenly_spaced_positions
+from mmnpc.datasets.regions import RegionSpec, crop_region, mean_by_slice
+from mmnpc.datasets.slice_selection import evenly_spaced_positions, largest_regions
 from mmnpc.inference.slice_detector import SliceDetections, SliceDetector
 
 
@@ -146,18 +155,84 @@ def score_slices(images: Sequence[np.ndarray], classifier, cfg,
     return np.concatenate(scores) if scores else np.zeros(0)
 
 
+def region_spec(cls_cfg) -> Optional[RegionSpec]:
+    """The classifier's window (its test pipeline's ``CropRegion``), None for a slice model."""
+    for step in cls_cfg.test_dataloader.dataset.pipeline:
+        if step['type'].split('.')[-1] == 'CropRegion':
+            return RegionSpec(**{k: v for k, v in step.items() if k != 'type'})
+    return None
+
+
+def detected_regions(found: Mapping[int, SliceDetections], classes: Sequence[str],
+                     cls_cfg) -> list[dict]:
+    """The detections the region classifier scores, as ``largest_regions`` records
+    (``slice_index``, ``structure``, ``region_box``, ``region_area_px`` = detected
+    mask area), chosen by the rule its dataset applies to contoured sections."""
+    dataset = cls_cfg.test_dataloader.dataset
+    wanted = tuple(dataset.get('region_classes', ('GTV', 'GTVln')))
+    records = []
+    for index, dets in sorted(found.items()):
+        for k in range(len(dets)):
+            structure = classes[int(dets.labels[k])]
+            if structure in wanted:
+                records.append({'patient_id': '', 'slice_index': int(index),
+                                'structure': structure, 'annotation_id': len(records),
+                                'region_box': [float(v) for v in dets.boxes[k]],
+                                'region_area_px': float(dets.masks[k].sum())})
+    return largest_regions(records, dataset.get('regions_per_structure'))
+
+
+def score_regions(images: Sequence[np.ndarray], regions: Sequence[Mapping],
+                  spacing_mm: Sequence[float], classifier, spec: RegionSpec,
+                  clinical: Optional[np.ndarray], batch_size: int = 16) -> np.ndarray:
+    """MSOM probability of each region window (``images`` indexed by ``slice_index``)."""
+    device = next(classifier.parameters()).device
+    vector = None if clinical is None else torch.from_numpy(np.asarray(clinical, np.float32))
+    scores = []
+    for start in range(0, len(regions), batch_size):
+        crops = np.stack([crop_region(images[r['slice_index']], r['region_box'], spacing_mm, spec)
+                          for r in regions[start:start + batch_size]])
+        tensor = torch.from_numpy(crops)[:, None].to(device)
+        scores.append(classifier.score_slices(tensor, vector).cpu().numpy().astype(float))
+    return np.concatenate(scores) if scores else np.zeros(0)
+
+
+def score_contour_units(images: Sequence[np.ndarray], boxes: Sequence[Optional[Sequence[float]]],
+                        classifier, cfg, clinical: Optional[np.ndarray],
+                        spacing_mm: Optional[Sequence[float]] = None) -> np.ndarray:
+    """Scores of given slices (a slice model) or of the windows around ``boxes`` on them
+    (a region model; one box per image), for the contour-based score."""
+    spec = region_spec(cfg)
+    if spec is None:
+        return score_slices(images, classifier, cfg, clinical)
+    if spacing_mm is None or any(box is None for box in boxes):
+        raise ValueError('a region classifier scores windows: give a box per image and the '
+                         'pixel spacing')
+    regions = [{'slice_index': k, 'region_box': box} for k, box in enumerate(boxes)]
+    return score_regions(images, regions, spacing_mm, classifier, spec, clinical)
+
+
 def detect_and_score(images: Sequence[np.ndarray], detector: SliceDetector, classifier, cls_cfg,
-                     clinical_vector: Optional[np.ndarray], options: PredictOptions
+                     clinical_vector: Optional[np.ndarray], options: PredictOptions,
+                     spacing_mm: Optional[Sequence[float]] = None
                      ) -> tuple[dict[int, SliceDetections], list[int], dict[int, float]]:
     """The deployable score's steps on a patient's slices (uint8 (H, W), in z order,
     as written to / read from the converter's JPEGs): (detections of the slices with
     tumour, the slices looked at, slice index -> MSOM probability of the slices scored).
 
-    ``tools/predict.py`` and the end-to-end evaluation
+    ``spacing_mm`` (the slices' pixel spacing, x and y) is needed by region
+    models only. ``tools/predict.py`` and the end-to-end evaluation
     (:mod:`mmnpc.evaluation.end_to_end`) both call this, so a cohort's
     end-to-end scores are the scores prediction gives its patients.
     """
     found, looked = find_tumour_slices(images, detector, options)
+    spec = region_spec(cls_cfg)
+    if spec is not None:
+        if spacing_mm is None:
+            raise ValueError('a region classifier needs the pixel spacing of the slices (spacing_mm)')
+        regions = detected_regions(found, detector.classes, cls_cfg)
+        scores = score_regions(images, regions, spacing_mm, classifier, spec, clinical_vector)
+        return found, looked, mean_by_slice([r['slice_index'] for r in regions], scores)
     chosen = slices_to_score(found, cls_cfg)
     if not chosen:
         return found, looked, {}
@@ -179,7 +254,8 @@ def predict_patient(patient_dir: Path, detector: SliceDetector, classifier, cls_
     prepared, files = load_series(patient_dir, patient_dir.name, prep_options, options.sequence)
     images = [jpeg_round_trip(s.image) for s in prepared.slices]
     found, looked, slice_scores = detect_and_score(images, detector, classifier, cls_cfg,
-                                                   clinical_vector, options)
+                                                   clinical_vector, options,
+                                                   prepared.slices[0].spacing_mm)
     result = PatientPrediction(patient_dir.name, prepared, files, found, tuple(looked))
     if not slice_scores:
         return result

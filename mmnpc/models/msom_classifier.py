@@ -17,6 +17,7 @@ from .detector_transfer import load_detector_weights
 from .feature_standardizer import RunningStandardizer
 
 MODES: tuple[str, ...] = ('loss', 'predict', 'tensor')
+LOSS_LEVELS: tuple[str, ...] = ('instance', 'patient')
 
 
 @MODELS.register_module()
@@ -51,6 +52,12 @@ class MsomClassifier(BaseModel):
         standardize_image_features: z-score the pooled features with the
             running mean / variance of the training slices (buffers saved in
             the checkpoint) before the FC; False = raw pooled features.
+        loss_level: ``'instance'`` (default, the paper): every slice or region is
+            compared with its patient's label; ``'patient'``: multiple-instance
+            learning, the logits of each patient's samples in the batch are
+            averaged (mean pooling) and one BCE term per patient compares the
+            pooled logit with the label (use ``PatientBatchSampler`` so that
+            a batch holds whole bags). Prediction is the same in both.
         det_checkpoint: stage-1 checkpoint whose ``backbone.`` / ``neck.``
             weights :meth:`init_weights` loads (``tools/train.py
             --det-checkpoint``); None = random initialisation.
@@ -64,6 +71,7 @@ class MsomClassifier(BaseModel):
                  feature_level: int = 1,
                  clinical_vars: Sequence[Mapping] = (),
                  standardize_image_features: bool = True,
+                 loss_level: str = 'instance',
                  det_checkpoint: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
@@ -81,6 +89,9 @@ class MsomClassifier(BaseModel):
                            if standardize_image_features else nn.Identity())
         self.fc = nn.Linear(self.neck.out_channels + self.num_clinical, 1)
         self.loss_fn = nn.BCEWithLogitsLoss()
+        if loss_level not in LOSS_LEVELS:
+            raise ValueError(f'loss_level {loss_level!r} not in {LOSS_LEVELS}')
+        self.loss_level = loss_level
         self.det_checkpoint = det_checkpoint
 
     def init_weights(self) -> None:
@@ -130,11 +141,15 @@ class MsomClassifier(BaseModel):
         raise RuntimeError(f'Invalid mode "{mode}"; expected one of {MODES}')
 
     def loss(self, inputs: Tensor, data_samples: List[BaseDataElement]) -> Dict[str, Tensor]:
-        """Binary cross-entropy between slice logits and the patients' labels."""
+        """Binary cross-entropy between logits and the patients' labels: per sample, or
+        per patient on the mean logit of its samples (``loss_level``)."""
         clinical = self._clinical_batch(data_samples, inputs.shape[0], inputs.device)
-        logits = self._logits(inputs, clinical)
-        labels = torch.stack([sample.gt_label for sample in data_samples]).to(logits)
-        return {'loss_bce': self.loss_fn(logits, labels.view_as(logits))}
+        logits = self._logits(inputs, clinical).view(-1)
+        labels = torch.stack([sample.gt_label for sample in data_samples]).to(logits).view(-1)
+        if self.loss_level == 'patient':
+            logits, labels = patient_mean_logits(
+                logits, labels, [sample.metainfo['patient_id'] for sample in data_samples])
+        return {'loss_bce': self.loss_fn(logits, labels)}
 
     def predict(self, inputs: Tensor, data_samples: Optional[List[BaseDataElement]] = None
                 ) -> List[BaseDataElement]:
@@ -189,3 +204,23 @@ class MsomClassifier(BaseModel):
             return torch.sigmoid(self._logits(inputs, vector)).view(-1)
         finally:
             self.train(was_training)
+
+
+def patient_mean_logits(logits: Tensor, labels: Tensor, patient_ids: Sequence[str]
+                        ) -> tuple[Tensor, Tensor]:
+    """(mean logit, label) per patient, in order of first appearance.
+
+    Raises ValueError when one patient's samples carry different labels.
+    """
+    order: Dict[str, List[int]] = {}
+    for k, patient_id in enumerate(patient_ids):
+        order.setdefault(str(patient_id), []).append(k)
+    pooled, bag_labels = [], []
+    for patient_id, rows in order.items():
+        index = torch.as_tensor(rows, device=logits.device)
+        label = labels[index]
+        if not torch.all(label == label[0]):
+            raise ValueError(f'patient {patient_id}: samples with different labels in one batch')
+        pooled.append(logits[index].mean())
+        bag_labels.append(label[0])
+    return torch.stack(pooled), torch.stack(bag_labels)

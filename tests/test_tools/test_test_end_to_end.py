@@ -112,6 +112,14 @@ def test_deployment_cutoff_is_fitted_on_training_patients_and_used_by_predict(ru
     for column, key in (('contour_score', 'contour_auc'), ('end_to_end_score', 'end_to_end_auc')):
         auc = delong_auc_ci(test[column], test['label']).auc
         assert (metrics[key] is None and np.isnan(auc)) or metrics[key] == pytest.approx(auc)
+    # intention to treat: every test patient scored, the missed ones by the training prevalence
+    missed = test['end_to_end_score'].isna()
+    itt = test['end_to_end_score'].where(~missed, train['label'].mean())
+    assert metrics['test_n_fallback'] == int(missed.sum())
+    assert metrics['itt_n_val_patients'] == len(test)
+    auc = delong_auc_ci(itt, test['label']).auc
+    assert (metrics['itt_auc'] is None and np.isnan(auc)) or metrics['itt_auc'] == pytest.approx(auc)
+    assert 'intention-to-treat AUC' in stdout
 
 
 def test_a_detector_of_another_sequence_is_refused(run):

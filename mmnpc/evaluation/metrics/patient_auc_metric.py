@@ -67,18 +67,19 @@ class PatientAUCMetric(BaseMetric):
         self.last_evaluation: Optional[MsomEvaluation] = None
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
-        """Keep (patient_id, split, score, label) of every slice."""
+        """Keep (patient_id, split, score, label, slice_id) of every sample (slice or region)."""
         for sample in data_samples:
             patient_id = str(_field(sample, 'patient_id'))
             self.results.append({
                 'patient_id': patient_id,
                 'split': str(_field(sample, 'split')),
                 'score': _slice_score(_field(sample, 'pred_score'), patient_id),
-                'label': _slice_label(_field(sample, 'gt_label'), patient_id)})
+                'label': _slice_label(_field(sample, 'gt_label'), patient_id),
+                'slice_id': sample.get('img_id', len(self.results))})
 
     def compute_metrics(self, results: list) -> dict:
         """Aggregate per patient and evaluate; warns for every undefined value."""
-        table = patient_scores(pd.DataFrame(results, columns=list(SLICE_COLUMNS)))
+        table = patient_scores(pd.DataFrame(results, columns=[*SLICE_COLUMNS, 'slice_id']))
         evaluation = evaluate_patient_table(
             table, cutoff=self.cutoff, level=self.ci_level,
             train_split=self.train_split, eval_split=self.eval_split)

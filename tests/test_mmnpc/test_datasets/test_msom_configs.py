@@ -11,7 +11,8 @@ from mmengine.config import Config
 from mmnpc.utils import set_data_root
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs'
-CONFIGS = sorted(CONFIG_DIR.glob('msom_*.py'))
+REGION_CONFIGS = [CONFIG_DIR / 'msom_cet1_cpu.py', CONFIG_DIR / 'msom_fusion_cpu.py']
+CONFIGS = sorted(set(CONFIG_DIR.glob('msom_*.py')) - set(REGION_CONFIGS))
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
@@ -29,6 +30,33 @@ def test_the_issue_lists_these_configs():
     assert [p.stem for p in CONFIGS] == [
         'msom_cet1', 'msom_cet1_tiny', 'msom_fusion', 'msom_fusion_t1', 'msom_fusion_t2',
         'msom_fusion_tiny', 'msom_maxslice_cet1', 'msom_maxslice_cet1_tiny', 'msom_t1', 'msom_t2']
+
+
+def test_the_region_recipes_exist():
+    assert sorted(CONFIG_DIR.glob('msom_*_cpu.py')) == sorted(REGION_CONFIGS)
+
+
+@pytest.mark.parametrize('path', REGION_CONFIGS, ids=[p.stem for p in REGION_CONFIGS])
+def test_region_recipes_read_mm_windows_and_train_per_patient(path):
+    cfg = Config.fromfile(str(path))
+    train, val, test = (cfg[loader].dataset for loader in LOADERS)
+    assert cfg.task == 'msom' and cfg.sequence == 'cet1'
+    assert train.ann_files == {'train': 'annotations/train.json'}
+    assert val.ann_files == {'train': 'annotations/train.json', 'val': 'annotations/val.json'}
+    assert test.ann_files == {'train': 'annotations/train.json', 'test': 'annotations/test.json'}
+    for dataset in (train, val, test):
+        assert dataset.type == 'MsomRegionDataset'
+        assert dataset.region_classes == ('GTV', 'GTVln') and dataset.regions_per_structure == 8
+    crops = [[t for t in d.pipeline if t['type'] == 'CropRegion'][0] for d in (train, val, test)]
+    assert crops[1] == crops[2] and 'jitter_mm' not in crops[1]  # test windows: no jitter
+    assert {k: v for k, v in crops[0].items() if k != 'jitter_mm'} == crops[1]
+    assert not any(t['type'] == 'Resize' for d in (train, val, test) for t in d.pipeline)
+    assert cfg.train_dataloader.batch_sampler.type == 'PatientBatchSampler'
+    assert cfg.model.loss_level == 'patient'
+    assert (cfg.model.clinical_vars == cfg.fusion_clinical_vars) is ('fusion' in path.stem)
+    assert cfg.train_cfg.type == 'IterBasedTrainLoop'
+    assert [h['type'] for h in cfg.custom_hooks] == [
+        'TrainPatientsHook', 'ClinicalEncoderHook', 'DetCheckpointGuardHook', 'SplitGuardHook']
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=[p.stem for p in CONFIGS])

@@ -50,3 +50,63 @@ def test_nothing_about_the_test_patients_moves_the_cutoff(seed):
     changed.loc[changed.index[test][1], 'label'] = 1
     after = evaluate_end_to_end(changed)
     assert after.report['end_to_end_cutoff'] == before  # exactly: fitted on train rows only
+
+
+def test_intention_to_treat_gives_missed_patients_the_fallback_and_drops_nobody():
+    from mmnpc.evaluation.end_to_end import FALLBACK_PREVALENCE, intention_to_treat_scores
+
+    table = rows()
+    table.loc[15, 'end_to_end_score'] = np.nan  # a test patient missed by the detector
+    scores, used, name = intention_to_treat_scores(table)
+    prevalence = table.loc[table['split'] == 'train', 'label'].mean()
+    assert name == FALLBACK_PREVALENCE and used.tolist() == [i in (3, 15) for i in range(20)]
+    assert scores[3] == scores[15] == pytest.approx(prevalence)
+    assert scores[0] == table.loc[0, 'end_to_end_score']
+    evaluation = evaluate_end_to_end(table)
+    test = table['split'] == 'test'
+    assert evaluation.report['itt_n_val_patients'] == test.sum()  # nobody dropped
+    assert evaluation.report['end_to_end_n_val_patients'] == test.sum() - 1
+    assert evaluation.report['test_n_fallback'] == 1 and evaluation.report['train_n_fallback'] == 1
+    assert evaluation.report['itt_auc'] == pytest.approx(
+        delong_auc_ci(scores[test], table.loc[test, 'label']).auc)
+    # the fallback never reads a test patient's label
+    flipped = table.copy()
+    flipped.loc[test, 'label'] = 1 - flipped.loc[test, 'label']
+    assert intention_to_treat_scores(flipped)[0][15] == scores[15]
+    # a fallback model's scores, and a refusal when one is missing
+    fallback = {p: 0.123 for p in table['patient_id']}
+    model_scores, _, name = intention_to_treat_scores(table, fallback)
+    assert model_scores[15] == 0.123 and name == 'fallback model score'
+    with pytest.raises(ValueError, match='P15'):
+        intention_to_treat_scores(table, {p: 0.1 for p in table['patient_id'] if p != 'P15'})
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_nothing_about_the_test_patients_moves_the_itt_cutoff(seed):
+    table = rows()
+    before = evaluate_end_to_end(table).report['itt_cutoff']
+    changed = table.copy()
+    test = changed['split'] == 'test'
+    changed.loc[test, 'end_to_end_score'] = np.random.default_rng(seed).uniform(size=test.sum())
+    assert evaluate_end_to_end(changed).report['itt_cutoff'] == before
+
+
+def test_contour_units_are_the_region_datasets_windows_for_a_region_model():
+    from mmnpc.evaluation.end_to_end import contour_units
+
+    images = [{'id': i, 'patient_id': 'P1', 'slice_index': i, 'file_name': f'{i}.jpg'}
+              for i in (1, 2)]
+    coco = {'images': images, 'categories': [{'id': 1, 'name': 'GTV'}, {'id': 2, 'name': 'GTVln'}],
+            'annotations': [{'id': 1, 'image_id': 1, 'category_id': 1, 'bbox': [5, 5, 10, 10],
+                             'area': 80},
+                            {'id': 2, 'image_id': 1, 'category_id': 2, 'bbox': [50, 5, 4, 4],
+                             'area': 12},
+                            {'id': 3, 'image_id': 2, 'category_id': 1, 'bbox': [6, 6, 8, 8],
+                             'area': 50}]}
+    region_cfg = {'type': 'MsomRegionDataset', 'region_classes': ('GTV', 'GTVln'),
+                  'regions_per_structure': None}
+    assert contour_units(coco, region_cfg, 'x') == {
+        'P1': [(1, [5.0, 5.0, 15.0, 15.0]), (1, [50.0, 5.0, 54.0, 9.0]), (2, [6.0, 6.0, 14.0, 14.0])]}
+    nodes = dict(region_cfg, region_classes=('GTVln',))
+    assert contour_units(coco, nodes, 'x') == {'P1': [(1, [50.0, 5.0, 54.0, 9.0])]}
+    assert contour_units(coco, {'type': 'MsomSliceDataset'}, 'x') == {'P1': [(1, None), (2, None)]}

@@ -285,3 +285,51 @@ def test_prediction_on_an_enhanced_multiframe_series(patient, classifier, tmp_pa
     for planted in ('ROE^RICHARD', 'MRN777', '19500101', 'ACC777', 'Elsewhere Hospital',
                     '20200202'):
         assert planted.encode() not in everything
+
+
+def test_region_model_scores_the_windows_the_contours_would_give(patient, tmp_path):
+    """Prediction with a region classifier cuts, around the detector's box, exactly the
+    tensor the region dataset's pipeline cuts around the contour's COCO box of the same
+    lesion section; slice score = mean of its windows, patient score = mean of slices."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    import mmnpc  # noqa: F401
+    from data_prep.coco_writer import slice_annotations
+    from mmnpc.datasets.regions import coco_box
+    from mmnpc.datasets.transforms import CropRegion
+
+    root, slices, masks = patient
+    cfg = Config.fromfile(str(REPO / 'configs' / 'msom_cet1_cpu.py'))
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model).eval()
+    fed = []
+    original = model.score_slices
+
+    def capture(images, clinical=None):
+        fed.append(images.clone())
+        return original(images, clinical)
+
+    model.score_slices = capture
+    pred = predict_patient(root, OracleDetector(slices), model, cfg, None, cutoff=0.5,
+                           options=PredictOptions(sequence='cet1'))
+    windows = torch_cat(fed)
+    largest = sorted(masks, key=lambda i: (-int(masks[i].sum()), i))[:8]  # regions_per_structure
+    assert sorted(pred.slice_scores) == sorted(largest)
+    step = [s for s in cfg.test_dataloader.dataset.pipeline if s['type'] == 'CropRegion'][0]
+    crop = CropRegion(**{k: v for k, v in step.items() if k != 'type'})
+    by_index = {s.index: s for s in slices}
+    for k, index in enumerate(sorted(largest)):
+        prepared = by_index[index]
+        [annotation] = slice_annotations({'GTV': prepared.masks['GTV']}, prepared.image.shape)
+        image = jpeg_round_trip(prepared.image)
+        expected = crop(dict(img=np.repeat(image[..., None], 3, 2),
+                             region_box=coco_box(annotation['bbox']),
+                             spacing_mm=list(prepared.spacing_mm)))['img'][..., 0]
+        assert np.array_equal(windows[k, 0].numpy(), expected)
+    assert pred.msom_score == pytest.approx(np.mean(list(pred.slice_scores.values())))
+
+
+def torch_cat(tensors):
+    import torch
+    return torch.cat(tensors)

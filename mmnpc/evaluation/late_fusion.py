@@ -1,0 +1,112 @@
+"""Late fusion: the image score added to the clinical model instead of competing with it.
+
+Early fusion (the fusion classifier: clinical vector concatenated before one FC
+layer) lets the noise-free clinical vector win the training loss; the image
+pathway then adds little. Late fusion keeps the two models apart and combines
+their outputs with a logistic regression of two inputs:
+
+    logit P(MSOM) = b0 + b1 * logit(clinical-only score) + b2 * logit(image score)
+
+Protocol (stacking, nothing fitted on reported patients):
+
+* the clinical-only model (``tools/clinical_baseline.py``) and the image model
+  (``tools/test.py`` on an image-only classifier) are fitted on the
+  *training* patients;
+* their scores on the *validation* patients are out-of-sample for both, so the
+  two-input regression is fitted there (``fit_split``, default ``'val'``;
+  scikit-learn's L2 ``LogisticRegression`` at ``C = 1``, not tuned). Fitting
+  it on the training patients would reward the image model's in-sample
+  optimism; three coefficients need far fewer patients than the 25-feature
+  clinical vector would (the issue's alternative, out-of-fold image scores on
+  the training patients, needs K more image models);
+* the fused score's cut-off is Youden's J on the ``fit_split`` patients, and
+  the test patients are only scored.
+
+Scores are clipped to [1e-6, 1 - 1e-6] before the logit.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit, logit
+from sklearn.linear_model import LogisticRegression
+
+FEATURES: tuple[str, ...] = ('clinical_score', 'image_score')
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class LateFusionModel:
+    """Fitted coefficients of the two-input logistic regression (module docstring)."""
+
+    intercept: float
+    coef_clinical: float
+    coef_image: float
+    fit_split: str
+    n_fit_patients: int
+    n_fit_positive: int
+
+    def score(self, clinical_score, image_score) -> np.ndarray:
+        """Fused MSOM probability of each patient."""
+        z = (self.intercept + self.coef_clinical * _logit(clinical_score)
+             + self.coef_image * _logit(image_score))
+        return expit(z)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _logit(values) -> np.ndarray:
+    return logit(np.clip(np.asarray(values, dtype=np.float64), _EPS, 1 - _EPS))
+
+
+def late_fusion_table(image: pd.DataFrame, clinical: pd.DataFrame) -> pd.DataFrame:
+    """One row per patient scored by both models: ``patient_id``, ``split``, ``label``,
+    ``clinical_score``, ``image_score``.
+
+    Both tables have the columns of a ``patient_scores.csv`` (``patient_id``,
+    ``split``, ``score``, ``label``). Raises ValueError when a patient's split or
+    label differ between them (two cohorts mixed up).
+    """
+    columns = ['patient_id', 'split', 'score', 'label']
+    merged = image[columns].astype({'patient_id': str}).merge(
+        clinical[columns].astype({'patient_id': str}), on='patient_id',
+        suffixes=('_image', '_clinical'))
+    for column in ('split', 'label'):
+        differ = merged[merged[f'{column}_image'] != merged[f'{column}_clinical']]
+        if len(differ):
+            raise ValueError(f'the image and clinical tables disagree on the {column} of '
+                             f'patients {sorted(differ["patient_id"])[:5]}')
+    return pd.DataFrame({'patient_id': merged['patient_id'], 'split': merged['split_image'],
+                         'label': merged['label_image'].astype(int),
+                         'clinical_score': merged['score_clinical'].astype(float),
+                         'image_score': merged['score_image'].astype(float)})
+
+
+def fit_late_fusion(table: pd.DataFrame, fit_split: str = 'val', c: float = 1.0
+                    ) -> LateFusionModel:
+    """The regression fitted on the ``fit_split`` patients of :func:`late_fusion_table`.
+
+    Raises ValueError when that split lacks patients of either label.
+    """
+    fit = table[table['split'] == fit_split]
+    labels = fit['label'].to_numpy(int)
+    if len(np.unique(labels)) < 2:
+        raise ValueError(f'late fusion is fitted on the {fit_split!r} patients, which need both '
+                         f'labels ({len(fit)} patients, {int(labels.sum())} with MSOM)')
+    x = np.column_stack([_logit(fit[name]) for name in FEATURES])
+    model = LogisticRegression(C=c, solver='lbfgs', max_iter=1000).fit(x, labels)
+    return LateFusionModel(float(model.intercept_[0]), float(model.coef_[0, 0]),
+                           float(model.coef_[0, 1]), fit_split, int(len(fit)),
+                           int(labels.sum()))
+
+
+def fused_patient_table(table: pd.DataFrame, model: LateFusionModel) -> pd.DataFrame:
+    """``table`` as a patient table (``score`` = fused probability, ``n_slices`` = 0)
+    for :func:`~mmnpc.evaluation.evaluate_patient_table`."""
+    out = table[['patient_id', 'split', 'label']].copy()
+    out['score'] = model.score(table['clinical_score'], table['image_score'])
+    out['n_slices'] = 0
+    return out[['patient_id', 'split', 'score', 'label', 'n_slices']]

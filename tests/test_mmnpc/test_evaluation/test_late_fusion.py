@@ -1,0 +1,64 @@
+"""Late fusion: a two-input regression fitted on validation patients, never on test ones."""
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit
+from sklearn.linear_model import LogisticRegression
+
+from mmnpc.evaluation import delong_auc_ci
+from mmnpc.evaluation.late_fusion import (fit_late_fusion, fused_patient_table,
+                                          late_fusion_table)
+
+
+def _tables(seed=0, n=600):
+    """Clinical and image scores each carrying an independent half of the risk."""
+    rng = np.random.default_rng(seed)
+    clinical_latent, image_latent = rng.normal(size=n), rng.normal(size=n)
+    label = (rng.uniform(size=n) < expit(1.2 * clinical_latent + 1.2 * image_latent)).astype(int)
+    split = np.array(['train'] * (n // 3) + ['val'] * (n // 3) + ['test'] * (n - 2 * (n // 3)))
+    ids = [f'P{i:03d}' for i in range(n)]
+    clinical = pd.DataFrame({'patient_id': ids, 'split': split, 'label': label,
+                             'score': expit(clinical_latent + rng.normal(0, 0.3, n)),
+                             'n_slices': 0})
+    image = pd.DataFrame({'patient_id': ids, 'split': split, 'label': label,
+                          'score': expit(image_latent + rng.normal(0, 0.3, n)), 'n_slices': 5})
+    return image, clinical
+
+
+def test_fit_uses_the_fit_split_only_and_matches_sklearn():
+    image, clinical = _tables()
+    table = late_fusion_table(image, clinical)
+    model = fit_late_fusion(table, fit_split='val')
+    val = table[table['split'] == 'val']
+    x = np.column_stack([np.log(val[c] / (1 - val[c])) for c in ('clinical_score', 'image_score')])
+    reference = LogisticRegression(C=1.0, max_iter=1000).fit(x, val['label'])
+    assert model.coef_clinical == pytest.approx(reference.coef_[0, 0], rel=1e-4)
+    assert model.coef_image == pytest.approx(reference.coef_[0, 1], rel=1e-4)
+    assert model.n_fit_patients == len(val)
+    changed = table.copy()  # every test patient's scores and label changed: same model
+    test = changed['split'] == 'test'
+    changed.loc[test, ['clinical_score', 'image_score']] = 0.5
+    changed.loc[test, 'label'] = 1 - changed.loc[test, 'label']
+    assert fit_late_fusion(changed, fit_split='val') == model
+
+
+def test_fusion_beats_either_input_when_each_holds_part_of_the_risk():
+    image, clinical = _tables()
+    table = late_fusion_table(image, clinical)
+    fused = fused_patient_table(table, fit_late_fusion(table))
+    test = fused['split'] == 'test'
+    auc = lambda s: delong_auc_ci(s[test], table.loc[test, 'label']).auc  # noqa: E731
+    assert auc(fused["score"]) > auc(table["clinical_score"]) + 0.02
+    assert auc(fused["score"]) > auc(table["image_score"]) + 0.02
+
+
+def test_tables_of_different_cohorts_are_refused():
+    image, clinical = _tables()
+    clinical.loc[5, 'label'] = 1 - clinical.loc[5, 'label']
+    with pytest.raises(ValueError, match='label'):
+        late_fusion_table(image, clinical)
+    image, clinical = _tables()
+    one_label = late_fusion_table(image, clinical)
+    one_label.loc[one_label['split'] == 'val', 'label'] = 0
+    with pytest.raises(ValueError, match='both'):
+        fit_late_fusion(one_label)
