@@ -59,6 +59,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument('--tta', action='store_true')
+    parser.add_argument('--cam', type=int, nargs='?', const=4, default=0, metavar='N',
+                        help='classifier: Grad-CAM of the samples of N evaluated patients per '
+                        'outcome group (true/false positives/negatives; N = 4 without a '
+                        'value) and the share of each map in GTV / GTVln / ring / elsewhere, '
+                        'written to WORK_DIR/cam/ (mmnpc.evaluation.cam_report)')
     add_common_arguments(parser)
     args = parser.parse_args()
     export_local_rank(args)
@@ -177,6 +182,33 @@ def write_classifier_results(cfg: ConfigDict, runner: Runner, split_notes: tuple
                  evaluation.report['eval_split'])
 
 
+def write_cam(cfg: ConfigDict, runner: Runner, split: str, per_group: int) -> None:
+    """Grad-CAM report of ``per_group`` evaluated patients per outcome group (--cam)."""
+    import pandas as pd
+    from mmengine.fileio import load
+    from tqdm import tqdm
+
+    from mmnpc.evaluation.cam_report import write_cam_report
+    from mmnpc.inference.predict_patient import region_spec
+    from mmnpc.utils.data_root import innermost_datasets
+
+    if not is_main_process():
+        return
+    leaf = innermost_datasets(cfg.test_dataloader.dataset)[0]
+    root = Path(leaf['data_root'])
+    scores = pd.read_csv(Path(cfg.work_dir) / 'patient_scores.csv', dtype={'patient_id': str})
+    model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+    out = Path(cfg.work_dir) / 'cam'
+    summary = write_cam_report(
+        model, runner.test_dataloader.dataset, scores, split,
+        lambda name: load(str(root / leaf['ann_files'][name])), region_spec(cfg), out,
+        per_group=per_group, progress=lambda items: tqdm(items, desc='Grad-CAM', unit='sample'))
+    shares = summary['groups']['all']['mean_over_patients']
+    print(f'Grad-CAM of {summary["groups"]["all"]["n_patients"]} {split} patients written to '
+          f'{out}: mean share of each map in ' + ', '.join(
+              f'{part} {"-" if v is None else f"{100 * v:.0f}%"}' for part, v in shares.items()))
+
+
 def run_survival(cfg: ConfigDict, patient_scores_csv: Path, cutoff: float, split: str) -> None:
     """Kaplan-Meier analysis into WORK_DIR/survival/ when the clinical table allows it."""
     clinical = clinical_table(cfg)
@@ -249,6 +281,8 @@ def main() -> None:
     metrics = runner.test()
     if classifier:
         write_classifier_results(cfg, runner, split_notes)
+        if args.cam:
+            write_cam(cfg, runner, split, args.cam)
     else:
         write_summary(cfg, metrics, split, split_notes, args.checkpoint)
 
