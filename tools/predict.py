@@ -3,7 +3,7 @@
     python tools/predict.py PATIENT_DICOM_DIR --det-checkpoint DET.pth \\
         --cls-checkpoint CLS.pth --config configs/msom_fusion.py \\
         [--clinical clinical.json] [--cutoff X | --cutoff-file F] [--seg] --out DIR \\
-        [--det-score-thr THR | DET_VAL_METRICS.json]
+        [--det-score-thr THR | DET_VAL_METRICS.json] [--cam]
 
 The folder name of PATIENT_DICOM_DIR is the patient id. Writes DIR/prediction.json
 (msom_score, risk_group, cutoff, the slices used with their detections in px and
@@ -63,6 +63,10 @@ def parse_args() -> argparse.Namespace:
                         help='first look at every N-th slice (1 mm apart), then near hits (4; '
                         '1 = every slice)')
     parser.add_argument('--mapping', type=Path, help='data_prep mapping file (series names)')
+    parser.add_argument('--cam', action='store_true',
+                        help='also write DIR/cam/*.png: Grad-CAM of every scored slice or '
+                        'window, with its mass shares in the detected GTV / GTVln / ring / '
+                        'elsewhere in prediction.json (mmnpc.inference.explain)')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
     return parser.parse_args()
 
@@ -117,8 +121,12 @@ def main() -> int:
     settings = {'cutoff_source': choice.source, 'cutoff_rule': choice.rule,
                 'det_score_thr': det_thr.value, 'det_score_thr_source': det_thr.source,
                 'coarse_step': args.coarse_step, 'seconds': round(time.time() - start, 1)}
+    cams = []
+    if args.cam:
+        from mmnpc.inference.explain import explain_prediction
+        cams = explain_prediction(pred, classifier, cls_cfg, detector.classes, clinical)
     record = write_prediction(args.out, pred, detector.classes, cutoff, settings, args.overwrite,
-                              seg=args.seg)
+                              seg=args.seg, cams=cams)
     if pred.msom_score is None:
         print(no_detection_message(pred, det_thr.value))
         return NO_TUMOUR_EXIT

@@ -41,6 +41,10 @@ from mmengine.runner import Runner
 from _common import add_common_arguments, export_local_rank, headless_matplotlib, load_config
 
 
+VAL_PATIENTS_NOTE = ('--val-patients: the validation patients, who chose the checkpoint; '
+                     'for fitting on them (late fusion), not a reported figure')
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='MMDet test (and eval) a model')
     parser.add_argument('config', help='test config file path')
@@ -59,6 +63,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument('--tta', action='store_true')
+    parser.add_argument('--val-patients', action='store_true',
+                        help='classifier: score the validation patients (the config\'s val '
+                        'loader) instead of the test patients, e.g. for late fusion '
+                        '(tools/late_fusion.py); not a reported figure: they chose the checkpoint')
     parser.add_argument('--cam', type=int, nargs='?', const=4, default=0, metavar='N',
                         help='classifier: Grad-CAM of the samples of N evaluated patients per '
                         'outcome group (true/false positives/negatives; N = 4 without a '
@@ -255,7 +263,14 @@ def main() -> None:
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
     from mmnpc.utils import resolve_test_split
+    if args.val_patients:
+        if not is_classifier(cfg):
+            raise SystemExit('--val-patients: a classifier option')
+        cfg.test_dataloader = deepcopy(cfg.val_dataloader)
+        cfg.test_evaluator = deepcopy(cfg.val_evaluator)
     split, split_notes = resolve_test_split(cfg)
+    if args.val_patients:
+        split_notes = [VAL_PATIENTS_NOTE]
     print(f'evaluating the {split} split' + ''.join(f'\nnote: {n}' for n in split_notes))
     classifier = is_classifier(cfg)
     if classifier:

@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import cv2
 import numpy as np
 
 from data_prep.types import Volume
@@ -83,9 +84,11 @@ def detection_volumes(pred: PatientPrediction, classes: Sequence[str]) -> dict[s
 
 def write_prediction(out_dir: Path, pred: PatientPrediction, classes: Sequence[str],
                      cutoff: float, settings: Mapping[str, Any], overwrite: bool = False,
-                     seg: bool = False) -> dict:
+                     seg: bool = False, cams: Sequence[Mapping[str, Any]] = ()) -> dict:
     """Write OUT/prediction.json, OUT/overlays/*.png, OUT/detections_rtstruct.dcm and, with
-    ``seg``, OUT/detections_seg.dcm (the last two only when something was detected)."""
+    ``seg``, OUT/detections_seg.dcm (the last two only when something was detected); with
+    ``cams`` (``mmnpc.inference.explain.explain_prediction``) OUT/cam/*.png and their mass
+    shares under ``cam`` in prediction.json."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f'{out_dir} exists; choose another --out or pass --overwrite')
@@ -109,6 +112,16 @@ def write_prediction(out_dir: Path, pred: PatientPrediction, classes: Sequence[s
             write_native_plane_seg(staging / 'detections_seg.dcm', pred.series_files, volumes,
                                    patient_id=pred.patient_id)
             record['seg'] = 'detections_seg.dcm'
+    if cams:
+        (staging / 'cam').mkdir()
+        record['cam'] = []
+        for item in cams:
+            cv2.imwrite(str(staging / 'cam' / f'{item["name"]}.png'), item['overlay'])
+            record['cam'].append({'file': f'cam/{item["name"]}.png',
+                                  'slice_index': int(item['slice_index']),
+                                  'structure': item['structure'],
+                                  'mass_shares': {k: None if v != v else round(float(v), 4)
+                                                  for k, v in item['shares'].items()}})
     (staging / 'prediction.json').write_text(json.dumps(record, indent=2, allow_nan=False) + '\n')
     if out_dir.exists():
         shutil.rmtree(out_dir)

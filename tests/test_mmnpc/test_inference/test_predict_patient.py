@@ -333,3 +333,29 @@ def test_region_model_scores_the_windows_the_contours_would_give(patient, tmp_pa
 def torch_cat(tensors):
     import torch
     return torch.cat(tensors)
+
+
+@pytest.mark.parametrize('config', ['msom_cet1_tiny.py', 'msom_cet1_cpu.py'])
+def test_cam_explains_each_scored_sample_and_is_written(patient, tmp_path, config):
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    import mmnpc  # noqa: F401
+    from mmnpc.inference.explain import explain_prediction
+
+    root, slices, masks = patient
+    cfg = Config.fromfile(str(REPO / 'configs' / config))
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model).eval()
+    pred = predict_patient(root, OracleDetector(slices), model, cfg, None, cutoff=0.5,
+                           options=PredictOptions(sequence='cet1'))
+    cams = explain_prediction(pred, model, cfg, CLASSES, None)
+    assert sorted({c['slice_index'] for c in cams}) == sorted(pred.slice_scores)
+    for item in cams:
+        shares = [v for v in item['shares'].values() if v == v]
+        assert not shares or sum(shares) == pytest.approx(1.0)
+        assert item['overlay'].ndim == 3 and item['overlay'].dtype == np.uint8
+    record = write_prediction(tmp_path / 'out', pred, CLASSES, 0.5, {'det_score_thr': 0.5},
+                              cams=cams)
+    assert len(record['cam']) == len(cams)
+    assert all((tmp_path / 'out' / c['file']).is_file() for c in record['cam'])
