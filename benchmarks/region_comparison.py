@@ -57,6 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--work-dir', required=True, type=Path)
     parser.add_argument('--arms', nargs='+', choices=list(ARMS), default=list(ARMS))
     parser.add_argument('--whole-slice-iters', type=int, default=1200)
+    parser.add_argument('--no-late-fusion', action='store_true',
+                        help='test patients only: no validation scores, no late fusion '
+                        '(saves the validation pass; arms run before keep theirs)')
     parser.add_argument('--clinical-config', default='configs/msom_fusion_cpu.py',
                         help='config naming the clinical variables of the clinical-only model')
     parser.add_argument('--synth-patients', type=int, help="synth's --patients (reference AUCs)")
@@ -100,12 +103,14 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
                                  *(['--cfg-options', *options] if options else [])])
         (out / 'train_seconds.json').write_text(json.dumps(timing) + '\n')
     checkpoint = checkpoint_of(out / 'train')
-    for split, extra in (('test', []), ('val', ['--val-patients'])):
+    splits = (('test', []),) if args.no_late_fusion else (('test', []),
+                                                          ('val', ['--val-patients']))
+    for split, extra in splits:
         if not (out / split / 'metrics.json').is_file():
             run([sys.executable, 'tools/test.py', config, str(checkpoint), '--data-root',
                  args.data_root, '--work-dir', str(out / split), *extra,
                  *(['--cfg-options', *options] if options else [])])
-    if not (out / 'late_fusion' / 'metrics.json').is_file():
+    if not args.no_late_fusion and not (out / 'late_fusion' / 'metrics.json').is_file():
         clinical = args.work_dir / 'clinical'
         run([sys.executable, 'tools/late_fusion.py', '--image-scores',
              str(out / 'test' / 'patient_scores.csv'), str(out / 'val' / 'patient_scores.csv'),
@@ -138,16 +143,19 @@ def compare(arms: list[str], args: argparse.Namespace) -> dict:
         rows = compare_models(tables, reference, eval_split='test')
         summary[f'vs_{reference}'] = json.loads(rows.to_json(orient='records'))
     for arm in arms:
-        fused = json.loads((args.work_dir / arm / 'late_fusion' / 'metrics.json').read_text())
-        late = pd.read_csv(args.work_dir / arm / 'late_fusion' / 'comparison.csv')
         seconds = args.work_dir / arm / 'train_seconds.json'
         summary['arms'][arm] = {
             'config': ARMS[arm][0], 'cfg_options': arm_options(arm, args),
             'train_seconds': json.loads(seconds.read_text()).get('train_s')
-            if seconds.is_file() else None,
-            'late_fusion_auc': fused['auc'], 'late_fusion_ci': [fused['auc_ci_low'],
-                                                               fused['auc_ci_high']],
-            'late_fusion_vs': json.loads(late.to_json(orient='records'))}
+            if seconds.is_file() else None}
+        fused_dir = args.work_dir / arm / 'late_fusion'
+        if (fused_dir / 'metrics.json').is_file():  # not with --no-late-fusion
+            fused = json.loads((fused_dir / 'metrics.json').read_text())
+            late = pd.read_csv(fused_dir / 'comparison.csv')
+            summary['arms'][arm].update(
+                late_fusion_auc=fused['auc'],
+                late_fusion_ci=[fused['auc_ci_low'], fused['auc_ci_high']],
+                late_fusion_vs=json.loads(late.to_json(orient='records')))
     if args.synth_patients is not None:
         reference = args.work_dir / 'synthetic_reference.json'
         if not reference.is_file():
