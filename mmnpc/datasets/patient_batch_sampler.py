@@ -5,7 +5,7 @@ from collections import defaultdict
 from typing import Dict, Iterator, List, Optional
 
 import numpy as np
-from mmengine.dist import sync_random_seed
+from mmengine.dist import get_world_size, sync_random_seed
 from torch.utils.data import Sampler
 
 from mmdet.registry import DATA_SAMPLERS
@@ -47,6 +47,9 @@ class PatientBatchSampler(Sampler):
             raise ValueError(f'patients_per_batch must be >= 1, got {patients_per_batch}')
         if max_per_patient is not None and max_per_patient < 1:
             raise ValueError(f'max_per_patient must be >= 1 or None, got {max_per_patient}')
+        if get_world_size() > 1:
+            raise NotImplementedError('PatientBatchSampler does not split batches between '
+                                      'processes yet: train the region recipe in one process')
         self.sampler = sampler
         self.patients_per_batch = patients_per_batch
         self.max_per_patient = max_per_patient

@@ -211,6 +211,9 @@ def intention_to_treat_scores(rows: pd.DataFrame, fallback: Optional[Mapping[str
             raise ValueError(f'no fallback score for patients {absent} (nothing was detected '
                              'in them)')
         values = rows['patient_id'].map(lambda p: fallback.get(p, math.nan)).astype(float)
+        bad = sorted(rows.loc[missing & ~np.isfinite(values), 'patient_id'])
+        if bad:
+            raise ValueError(f'the fallback score of patients {bad} is not a number')
         name = 'fallback model score'
     return score.where(~missing, values), missing, name
 

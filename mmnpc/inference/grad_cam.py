@@ -49,8 +49,8 @@ def grad_cam(model, images: Tensor, clinical: Optional[Tensor] = None) -> np.nda
     """
     from captum.attr import LayerAttribution, LayerGradCam
 
+    height, width = images.shape[-2:]  # the preprocessor may pad to a multiple of 32
     inputs = _prepared(model, images)
-    height, width = inputs.shape[-2:]
     vector = None
     if model.num_clinical:
         if clinical is None:
@@ -66,7 +66,9 @@ def grad_cam(model, images: Tensor, clinical: Optional[Tensor] = None) -> np.nda
     try:
         attribution = LayerGradCam(forward, cam_layer(model)).attribute(
             inputs, target=0, relu_attributions=True)
-        upsampled = LayerAttribution.interpolate(attribution, (height, width), 'bilinear')
+        padded = inputs.shape[-2:]
+        upsampled = LayerAttribution.interpolate(attribution, tuple(padded), 'bilinear')
+        upsampled = upsampled[..., :height, :width]  # padding is at the bottom / right
     finally:
         model.train(was_training)
     return upsampled[:, 0].detach().cpu().numpy().astype(np.float32).clip(0, None)

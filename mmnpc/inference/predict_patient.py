@@ -159,7 +159,8 @@ def region_spec(cls_cfg) -> Optional[RegionSpec]:
     """The classifier's window (its test pipeline's ``CropRegion``), None for a slice model."""
     for step in cls_cfg.test_dataloader.dataset.pipeline:
         if step['type'].split('.')[-1] == 'CropRegion':
-            return RegionSpec(**{k: v for k, v in step.items() if k != 'type'})
+            fields = ('size_mm', 'out_px', 'margin_mm', 'keep')  # not jitter_mm (training)
+            return RegionSpec(**{k: v for k, v in step.items() if k in fields})
     return None
 
 

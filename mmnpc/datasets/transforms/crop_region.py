@@ -7,7 +7,7 @@ from mmcv.transforms.utils import cache_randomness
 
 from mmdet.registry import TRANSFORMS
 
-from ..regions import RegionSpec, crop_region
+from ..regions import RegionSpec, crop_region, keep_mask
 
 
 @TRANSFORMS.register_module()
@@ -38,6 +38,7 @@ class CropRegion(BaseTransform):
         if jitter_mm < 0:
             raise ValueError(f'jitter_mm must be >= 0, got {jitter_mm}')
         self.jitter_mm = float(jitter_mm)
+        self._window = RegionSpec(size_mm=size_mm, out_px=out_px, margin_mm=margin_mm)
 
     @cache_randomness
     def _shift_mm(self) -> np.ndarray:
@@ -50,9 +51,18 @@ class CropRegion(BaseTransform):
                                'MsomRegionDataset on the converter\'s COCO files')
         box = np.asarray(results['region_box'], dtype=np.float64)
         if self.jitter_mm > 0:
-            shift_px = self._shift_mm() / np.asarray(results['spacing_mm'], dtype=np.float64)
-            box = box + np.tile(shift_px, 2)
-        img = crop_region(results['img'], box, results['spacing_mm'], self.spec)
+            # the window moves, the lesion does not: cut the whole window at the shifted box,
+            # then mask around the lesion's true box, moved into the window's pixels
+            shift = self._shift_mm()
+            moved = box + np.tile(shift / np.asarray(results['spacing_mm'], np.float64), 2)
+            img = crop_region(results['img'], moved, results['spacing_mm'], self._window)
+            if self.spec.keep != 'window':
+                mask = keep_mask(box, results['spacing_mm'], self.spec)
+                offset = np.rint(-shift / self.spec.step_mm).astype(int)  # (dx, dy) px
+                mask = _shifted(mask, offset[0], offset[1])
+                img[~mask] = 0
+        else:
+            img = crop_region(results['img'], box, results['spacing_mm'], self.spec)
         results['img'] = np.ascontiguousarray(img)
         results['img_shape'] = img.shape[:2]
         results['region_spec'] = dict(vars(self.spec))
@@ -60,3 +70,13 @@ class CropRegion(BaseTransform):
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}({self.spec}, jitter_mm={self.jitter_mm})'
+
+
+def _shifted(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """``mask`` moved by (dx, dy) pixels (x right, y down), False where it comes in."""
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[yd, xd] = mask[ys, xs]
+    return out

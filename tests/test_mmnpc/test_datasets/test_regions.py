@@ -131,3 +131,32 @@ def test_the_same_box_gives_the_same_tensor_from_contours_and_from_the_detector(
 def test_slice_score_is_the_mean_of_its_regions():
     assert mean_by_slice([5, 3, 5], [0.2, 0.9, 0.4]) == {3: 0.9, 5: pytest.approx(0.3)}
     assert coco_box([1, 2, 3, 4]) == [1.0, 2.0, 4.0, 6.0]
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_training_jitter_moves_the_window_not_the_ring_onto_the_lesion(seed):
+    """With keep='ring', a jittered window still masks the lesion's own box: the ring
+    never holds lesion pixels (a jitter that moved the mask with the window would put up to
+    4 mm of lesion into the ring)."""
+    from mmnpc.datasets.transforms import CropRegion
+
+    np.random.seed(seed)
+    image = np.full((256, 256, 3), 100, np.uint8)
+    image[108:148, 108:148] = 250  # a 20 mm lesion at 0.5 mm
+    crop = CropRegion(size_mm=48.0, out_px=96, margin_mm=5.0, keep='ring', jitter_mm=4.0)
+    out = crop(dict(img=image.copy(), region_box=[108.0, 108.0, 148.0, 148.0],
+                    spacing_mm=[0.5, 0.5]))['img'][..., 0]
+    kept = out > 0
+    assert kept.sum() > 0.5 * (30 ** 2 - 20 ** 2) * 4  # most of the 5 mm ring survives
+    assert np.mean(out[kept] >= 200) < 0.05  # and it is not the lesion
+
+
+def test_region_spec_of_a_test_pipeline_ignores_training_only_keys():
+    from mmengine.config import Config
+
+    from mmnpc.inference.predict_patient import region_spec
+
+    cfg = Config(dict(test_dataloader=dict(dataset=dict(pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='CropRegion', size_mm=32.0, out_px=64, jitter_mm=0.0)]))))
+    assert region_spec(cfg) == RegionSpec(size_mm=32.0, out_px=64)

@@ -79,6 +79,8 @@ def test_intention_to_treat_gives_missed_patients_the_fallback_and_drops_nobody(
     assert model_scores[15] == 0.123 and name == 'fallback model score'
     with pytest.raises(ValueError, match='P15'):
         intention_to_treat_scores(table, {p: 0.1 for p in table['patient_id'] if p != 'P15'})
+    with pytest.raises(ValueError, match='not a number'):
+        intention_to_treat_scores(table, dict(fallback, P15=float('nan')))
 
 
 @pytest.mark.parametrize('seed', range(3))

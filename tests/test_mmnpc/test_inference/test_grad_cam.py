@@ -113,3 +113,9 @@ def test_mass_shares_split_the_map_and_sum_to_one():
     assert all(np.isnan(v) for v in cam_mass_shares(np.zeros((4, 4)), {}, (1, 1)).values())
     overlay = cam_overlay(np.full((20, 20), 90, np.uint8), cam, {'GTV': gtv})
     assert overlay.shape == (20, 20, 3) and overlay.dtype == np.uint8
+
+
+def test_map_has_the_input_size_when_the_preprocessor_pads():
+    model = _tiny_classifier()
+    images = torch.zeros((1, 1, 50, 70), dtype=torch.uint8)  # padded to 64 x 96 inside
+    assert grad_cam(model, images).shape == (1, 50, 70)
