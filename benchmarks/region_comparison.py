@@ -170,8 +170,11 @@ def markdown(summary: dict) -> str:
     def f(v, d=3):
         return '-' if v is None or (isinstance(v, float) and math.isnan(v)) else f'{v:.{d}f}'
 
-    lines = ['| model | test AUC (95% CI) | vs whole slice: diff, p | vs clinical-only: diff, p '
-             '| late fusion AUC (95% CI) | late fusion - clinical, p |',
+    def neg(v):  # compare_models gives reference - model; the table shows model - reference
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else -v
+
+    lines = ['| model | test AUC (95% CI) | minus whole slice, p | minus clinical-only, p '
+             '| late fusion AUC (95% CI) | late fusion minus clinical-only, p |',
              '|---|---|---|---|---|---|']
     whole = {r['model']: r for r in summary.get('vs_whole_slice', [])}
     clinical = {r['model']: r for r in summary.get('vs_clinical-only', [])}
@@ -181,8 +184,8 @@ def markdown(summary: dict) -> str:
         late = {r['model']: r for r in arm.get('late_fusion_vs', [])}.get('clinical-only', {})
         lines.append(
             f'| {name} | {f(row["auc"])} ({f(row["auc_ci_low"])}-{f(row["auc_ci_high"])}) '
-            f'| {f(-w.get("difference_vs_reference", math.nan))}, {f(w.get("p_value"), 3)} '
-            f'| {f(-row["difference_vs_reference"])}, {f(row["p_value"])} '
+            f'| {f(neg(w.get("difference_vs_reference")))}, {f(w.get("p_value"), 3)} '
+            f'| {f(neg(row["difference_vs_reference"]))}, {f(row["p_value"])} '
             f'| {f(arm.get("late_fusion_auc"))} ({f((arm.get("late_fusion_ci") or [None])[0])}-'
             f'{f((arm.get("late_fusion_ci") or [None, None])[1])}) '
             f'| {f(late.get("difference_vs_reference"))}, {f(late.get("p_value"))} |')
