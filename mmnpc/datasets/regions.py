@@ -32,7 +32,7 @@ patients; the converter's manifest gives the extents).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import cv2
@@ -56,6 +56,10 @@ class RegionSpec:
         if self.size_mm <= 0 or self.out_px < 1 or self.margin_mm < 0:
             raise ValueError(f'region size_mm {self.size_mm} and out_px {self.out_px} must be '
                              f'positive, margin_mm {self.margin_mm} >= 0')
+
+    def unmasked(self) -> 'RegionSpec':
+        """The same window with ``keep='window'`` (nothing masked)."""
+        return replace(self, keep='window')
 
     @property
     def step_mm(self) -> float:
@@ -113,6 +117,14 @@ def crop_region(image: np.ndarray, box: Sequence[float], spacing_mm: Sequence[fl
         mask = keep_mask(box, spacing_mm, spec)
         out[~mask] = 0
     return out
+
+
+def masks_in_window(masks: dict, box: Sequence[float], spacing_mm: Sequence[float],
+                    spec: RegionSpec) -> dict:
+    """Each bool (H, W) mask cut like the image (the unmasked window), thresholded at 0.5."""
+    window = spec.unmasked()
+    return {name: crop_region(np.asarray(m, np.float32), box, spacing_mm, window) >= 0.5
+            for name, m in masks.items()}
 
 
 def coco_box(bbox: Sequence[float]) -> list[float]:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from pycocotools import mask as mask_utils
 
-from ..datasets.regions import RegionSpec, crop_region
+from ..datasets.regions import RegionSpec, masks_in_window
 from ..inference.grad_cam import CAM_PARTS, cam_mass_shares, cam_overlay, grad_cam
 
 GROUPS: tuple[str, ...] = ('true_positive', 'false_negative', 'false_positive', 'true_negative')
@@ -69,9 +69,7 @@ def sample_masks(masks: dict, info: dict, spec: Optional[RegionSpec]) -> dict:
     """The slice's masks in the sample's pixels: the window of a region sample
     (cut like the image, then thresholded at 0.5), or the slice resized to ``size``."""
     if spec is not None:
-        return {name: crop_region(m.astype(np.float32), info['region_box'], info['spacing_mm'],
-                                  RegionSpec(spec.size_mm, spec.out_px, spec.margin_mm))
-                >= 0.5 for name, m in masks.items()}
+        return masks_in_window(masks, info['region_box'], info['spacing_mm'], spec)
     return masks
 
 

@@ -17,7 +17,7 @@ import torch
 
 from data_prep.coco_writer import jpeg_round_trip
 
-from ..datasets.regions import RegionSpec, crop_region
+from ..datasets.regions import crop_region, masks_in_window
 from .grad_cam import cam_mass_shares, cam_overlay, grad_cam
 from .predict_patient import (PatientPrediction, classifier_input_size, detected_regions,
                               region_spec)
@@ -42,15 +42,13 @@ def explain_prediction(pred: PatientPrediction, classifier, cls_cfg, classes: Se
     spec = region_spec(cls_cfg)
     out = []
     if spec is not None:
-        window = RegionSpec(spec.size_mm, spec.out_px, spec.margin_mm)  # masks: no keep mask
         for k, region in enumerate(detected_regions(pred.detections, classes, cls_cfg)):
             slc = by_index[region['slice_index']]
             image = crop_region(jpeg_round_trip(slc.image), region['region_box'], slc.spacing_mm,
                                 spec)
             full = _class_masks(pred.detections[region['slice_index']], classes,
                                 slc.image.shape)
-            masks = {n: crop_region(m.astype(np.float32), region['region_box'], slc.spacing_mm,
-                                    window) >= 0.5 for n, m in full.items()}
+            masks = masks_in_window(full, region['region_box'], slc.spacing_mm, spec)
             cam = grad_cam(classifier, torch.from_numpy(image)[None, None], vector)[0]
             out.append({'name': f'slice_{slc.index:04d}_{region["structure"]}_{k}',
                         'slice_index': slc.index, 'structure': region['structure'],

@@ -38,7 +38,6 @@ class CropRegion(BaseTransform):
         if jitter_mm < 0:
             raise ValueError(f'jitter_mm must be >= 0, got {jitter_mm}')
         self.jitter_mm = float(jitter_mm)
-        self._window = RegionSpec(size_mm=size_mm, out_px=out_px, margin_mm=margin_mm)
 
     @cache_randomness
     def _shift_mm(self) -> np.ndarray:
@@ -55,7 +54,7 @@ class CropRegion(BaseTransform):
             # then mask around the lesion's true box, moved into the window's pixels
             shift = self._shift_mm()
             moved = box + np.tile(shift / np.asarray(results['spacing_mm'], np.float64), 2)
-            img = crop_region(results['img'], moved, results['spacing_mm'], self._window)
+            img = crop_region(results['img'], moved, results['spacing_mm'], self.spec.unmasked())
             if self.spec.keep != 'window':
                 mask = keep_mask(box, results['spacing_mm'], self.spec)
                 offset = np.rint(-shift / self.spec.step_mm).astype(int)  # (dx, dy) px
