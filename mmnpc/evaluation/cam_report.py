@@ -66,8 +66,8 @@ def annotation_masks(coco: dict, image_id: int, shape: tuple) -> dict:
 
 
 def sample_masks(masks: dict, info: dict, spec: Optional[RegionSpec]) -> dict:
-    """The slice's masks in the sample's pixels: the window of a region sample
-    (cut like the image, then thresholded at 0.5), or the slice resized to ``size``."""
+    """The slice's masks cut into a region sample's window (like the image, then
+    thresholded at 0.5); a slice sample's masks unchanged (``cam_rows`` resizes them)."""
     if spec is not None:
         return masks_in_window(masks, info['region_box'], info['spacing_mm'], spec)
     return masks

@@ -73,13 +73,6 @@ def slices_by_patient(coco: dict) -> Dict[str, List[dict]]:
             for p, images in sorted(by_patient.items())}
 
 
-def contour_slice_ids(coco: dict, dataset_cfg: Mapping, source: str) -> Dict[str, List[int]]:
-    """patient_id -> the COCO image ids the classifier's test dataset would score
-    (its ``slice_selection`` and ``max_slices_per_patient``)."""
-    return {p: [image_id for image_id, _ in units]
-            for p, units in contour_units(coco, dataset_cfg, source).items()}
-
-
 def contour_units(coco: dict, dataset_cfg: Mapping, source: str
                   ) -> Dict[str, List[Tuple[int, Optional[list]]]]:
     """patient_id -> (COCO image id, region box or None) of every sample the
