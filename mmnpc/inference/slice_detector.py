@@ -103,6 +103,43 @@ class SliceDetector:
             results.extend(self._to_numpy(out.pred_instances, slices[0].shape) for out in outputs)
         return results
 
+    @torch.no_grad()
+    def roi_features(self, slices: Sequence[np.ndarray],
+                     boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The detector's own features inside given boxes: what its R-CNN head reads.
+
+        Each slice (uint8 H x W grey) goes through the test pipeline (resize),
+        backbone and FPN; its boxes (K, 4) x1, y1, x2, y2 in the slice's
+        pixels are scaled like the image and pooled by the model's box RoI
+        extractor (RoIAlign, 7 x 7 on the FPN level matched to each box's
+        size, as Mask R-CNN maps a proposal), then averaged over the 7 x 7
+        bins. Returns per slice a float32 (K, C) array (C = 256).
+        """
+        from mmdet.structures.bbox import bbox2roi
+        if len(slices) != len(boxes):
+            raise ValueError(f'{len(slices)} slices but {len(boxes)} box arrays')
+        extractor = self.model.roi_head.bbox_roi_extractor
+        results: list[np.ndarray] = []
+        for start in range(0, len(slices), self.batch_size):
+            chunk = slices[start:start + self.batch_size]
+            batch = [self.pipeline(dict(img=np.repeat(s[:, :, None], 3, axis=2), img_id=start + i))
+                     for i, s in enumerate(chunk)]
+            data = self.model.data_preprocessor(pseudo_collate(batch), False)
+            feats = self.model.extract_feat(data['inputs'])
+            scaled = []
+            for sample, box in zip(data['data_samples'], boxes[start:start + self.batch_size]):
+                w_scale, h_scale = sample.metainfo['scale_factor']
+                box = torch.as_tensor(np.asarray(box, np.float32).reshape(-1, 4))
+                scaled.append(box * box.new_tensor([w_scale, h_scale, w_scale, h_scale]))
+            counts = [len(b) for b in scaled]
+            if sum(counts) == 0:
+                results.extend(np.zeros((0, extractor.out_channels), np.float32) for _ in chunk)
+                continue
+            pooled = extractor(feats[:extractor.num_inputs], bbox2roi(scaled))
+            vectors = pooled.mean(dim=(2, 3)).float().cpu().numpy()
+            results.extend(np.split(vectors, np.cumsum(counts)[:-1]))
+        return results
+
     @staticmethod
     def _to_numpy(instances, shape: tuple) -> SliceDetections:
         masks = instances.masks.cpu().numpy().astype(bool) if 'masks' in instances else \
