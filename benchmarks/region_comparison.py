@@ -64,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='config naming the clinical variables of the clinical-only model')
     parser.add_argument('--synth-patients', type=int, help="synth's --patients (reference AUCs)")
     parser.add_argument('--synth-seed', type=int, help="synth's --seed")
+    parser.add_argument('--synth-generator-version', type=int, choices=(1, 2), default=2,
+                        help="synth's --generator-version (default 2; the figures measured "
+                        "before 2026-12-07 used 1)")
     return parser.parse_args(argv)
 
 
@@ -161,7 +164,8 @@ def compare(arms: list[str], args: argparse.Namespace) -> dict:
         if not reference.is_file():
             run([sys.executable, 'benchmarks/synthetic_reference.py', '--data-root',
                  args.data_root, '--patients', str(args.synth_patients), '--seed',
-                 str(args.synth_seed), '--eval-split', 'test', '--out', str(reference)])
+                 str(args.synth_seed), '--generator-version', str(args.synth_generator_version),
+                 '--eval-split', 'test', '--out', str(reference)])
         summary['synthetic_reference'] = json.loads(reference.read_text())
     return summary
 

@@ -1,9 +1,12 @@
 """What the synthetic cohort holds: AUCs of its generator's own latents (a script, not a test).
 
-``data_prep synth`` draws every patient's MSOM from two hidden latents (see
-``data_prep/synth.py``): ``z_img``, which sets tumour size, texture, necrosis
-and rim enhancement, and a clinical score; ``oracle_risk`` is their weighted
-sum. No model can see them, so their AUCs on a split bound what an image
+``data_prep synth`` draws every patient's MSOM from hidden latents (see
+``data_prep/synth.py``): ``z_img``, which sets the primary tumour's size,
+texture, necrosis and rim enhancement, ``z_node`` (generator version 2), which
+sets the nodes' necrosis and margins, and a clinical score; ``image_risk`` is
+the weighted sum of the image latents (all the images hold) and
+``oracle_risk`` adds the clinical one. A latent that is constant in a version
+(``z_node`` in version 1) has AUC 0.5. No model can see them, so their AUCs on a split bound what an image
 model, a clinical model and both together can reach on it. Nothing is fitted:
 each latent is scored as it is, so the figures are honest on any split.
 
@@ -13,7 +16,7 @@ command's; cheap, no images) and checked against the converted cohort's
 were not the ones the cohort was made with.
 
     python benchmarks/synthetic_reference.py --data-root DATA --patients 160 --seed 0 \\
-        [--eval-split test]
+        [--generator-version 2] [--eval-split test]
 
 Prints and writes ``--out`` (default DATA/synthetic_reference.json): per latent
 the AUC with its DeLong 95% CI on the split's patients.
@@ -27,7 +30,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-LATENTS = ('z_img', 'clinical_score', 'oracle_risk')
+LATENTS = ('z_img', 'z_node', 'image_risk', 'clinical_score', 'oracle_risk')
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--data-root', required=True, type=Path, help='converter output')
     parser.add_argument('--patients', required=True, type=int, help="synth's --patients")
     parser.add_argument('--seed', required=True, type=int, help="synth's --seed")
+    parser.add_argument('--generator-version', type=int, choices=(1, 2), default=2,
+                        help="synth's --generator-version (default 2)")
     parser.add_argument('--eval-split', default='test', help='patients scored (default test)')
     parser.add_argument('--out', type=Path, help='JSON output (default DATA/synthetic_reference.json)')
     return parser.parse_args(argv)
@@ -83,12 +88,14 @@ def main(argv: list[str] | None = None) -> int:
 
     with open(args.data_root / 'clinical.csv', newline='') as handle:
         rows = list(csv.DictReader(handle))
-    plans = {plan.patient_id: plan for plan in plan_cohort(args.patients, args.seed)}
+    plans = {plan.patient_id: plan for plan in plan_cohort(
+        args.patients, args.seed, generator_version=args.generator_version)}
     try:
         result = latent_aucs(rows, plans, args.eval_split)
     except ValueError as error:
         sys.exit(f'error: {error}')
-    result.update(patients=args.patients, seed=args.seed, data_root=str(args.data_root))
+    result.update(patients=args.patients, seed=args.seed,
+                  generator_version=args.generator_version, data_root=str(args.data_root))
     out = args.out or args.data_root / 'synthetic_reference.json'
     out.write_text(json.dumps(result, indent=2, allow_nan=False) + '\n')
     print(f'{args.eval_split} patients: {result["n_patients"]} ({result["n_positive"]} with MSOM)')

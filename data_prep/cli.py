@@ -1,7 +1,7 @@
 """Command line of data_prep: argument parsing and printing only.
 
     python -m data_prep synth OUT_DIR [--patients N] [--seed S] [--matrix PX] [--pixel-mm MM]
-                              [--slices N] [--slice-mm MM]
+                              [--slices N] [--slice-mm MM] [--generator-version {1,2}]
     python -m data_prep convert COHORT OUT [--val-fraction F] [--test-fraction F] [--seed S]
                                 [--workers N] [--split-file F] [--mapping F] [--overwrite]
                                 [--skip-bad-patients] [--sequences SEQ ...]
@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument('--slice-mm', type=positive_float, default=4.0,
                        help='slice spacing in mm (default 4.0); a quick, coarse cohort: '
                        '--matrix 48 --pixel-mm 4.8 --slices 6 --slice-mm 6')
+    synth.add_argument('--generator-version', type=int, choices=(1, 2), default=2,
+                       help='outcome and image model (default 2: noisy image signal in the '
+                       'primary tumour and the nodes; 1: the cohorts made before 2026-12-07; '
+                       'data_prep/synth.py says what each holds)')
     synth.add_argument('--no-progress', action='store_true', help='no progress bar')
 
     convert = commands.add_parser(
@@ -179,10 +183,12 @@ def run_synth(args: argparse.Namespace) -> None:
     try:
         cohort = synthesize_cohort(args.out_dir, args.patients, args.seed, matrix=args.matrix,
                                    pixel_mm=args.pixel_mm, n_slices=args.slices,
-                                   slice_mm=args.slice_mm, progress=not args.no_progress)
+                                   slice_mm=args.slice_mm, progress=not args.no_progress,
+                                   generator_version=args.generator_version)
     except FileExistsError as err:  # synth refuses a non-empty folder
         raise DataPrepError(str(err)) from err
-    print(f'wrote a SYNTHETIC cohort of {args.patients} patients (seed {args.seed}) to {cohort}')
+    print(f'wrote a SYNTHETIC cohort of {args.patients} patients (seed {args.seed}, generator '
+          f'version {args.generator_version}) to {cohort}')
 
 
 def run_convert(args: argparse.Namespace) -> None:

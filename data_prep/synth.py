@@ -20,15 +20,34 @@ the writer varies the table position, slice storage order, row direction
 (flipped rows), rescale slope, file names and folder layout; the geometry
 stays exact. Some patients also have a ``notes.txt`` (not DICOM).
 
-Outcome model (documented so results can be judged): a standard-normal image
-latent ``z_img`` sets the primary tumour's size, internal texture, necrotic
-core and rim enhancement (strongest on CE-T1, visible on all sequences); a
-clinical score rises with N stage and age and falls with haemoglobin, the
-prognostic nutritional index and (slightly) a cumulative cisplatin dose of
->= 200 mg/m2; T stage follows tumour size. ``msom ~ Bernoulli(sigmoid(-0.55 +
-1.1 z_img + 1.1 clinical + N(0, 0.5)))``: prevalence ~39%, and an oracle that
-knows both latents reaches an AUC of about 0.8 (about 0.7 from either latent
-alone). DMFS is the metastasis time (> 6 months)
+Outcome model (documented so results can be judged), ``generator_version`` 2
+(the default since 2026-12-07):
+
+* a standard-normal image latent ``z_img`` sets the primary tumour's size,
+  internal texture, necrotic core and rim enhancement (strongest on CE-T1,
+  visible on all sequences), each through its own patient-level noise, and
+  the texture amplitude, the necrotic core's edge and the rim vary *within*
+  the tumour (smooth random fields, ~6 mm): no single slice shows the latent
+  exactly, more slices show it better;
+* a second image latent ``z_node`` sets the nodes' necrotic cores (central
+  low CE-T1 signal with a rim) and the irregularity of their margins
+  (extranodal extension), as NPC studies report nodal necrosis and ENE to
+  carry distant-metastasis risk; node count and size follow N stage (clinical);
+* a clinical score rises with N stage and age and falls with haemoglobin, the
+  prognostic nutritional index and (slightly) a cumulative cisplatin dose of
+  >= 200 mg/m2; T stage follows tumour size;
+* ``msom ~ Bernoulli(sigmoid(-0.6 + 0.95 z_img + 0.75 z_node + 1.0 clinical +
+  N(0, 0.5)))``: prevalence ~40%; ``image_risk = 0.95 z_img + 0.75 z_node`` is
+  all the images hold, ``oracle_risk`` adds the clinical term
+  (``benchmarks/synthetic_reference.py`` gives each latent's AUC on a split).
+
+Version 1 (``generator_version=1``, the cohorts of the figures measured before
+2026-12-07, byte-identical to them): ``z_img`` alone carries the image signal,
+without noise (one central slice is close to an oracle), the nodes carry none,
+and ``msom ~ Bernoulli(sigmoid(-0.55 + 1.1 z_img + 1.1 clinical + N(0, 0.5)))``:
+prevalence ~39%, an oracle AUC about 0.8 (about 0.7 from either latent).
+
+DMFS is the metastasis time (> 6 months)
 for ``msom = 1`` and censored at last follow-up (24-96 months) or death
 otherwise; deaths are more frequent and earlier after metastasis.
 """
@@ -67,8 +86,16 @@ NODE_ALIASES: tuple[str, ...] = ('GTVln', 'GTVnd', 'GTV-N', 'GTVn', 'GTV_LN')
 IRRELEVANT_ROIS: tuple[str, ...] = ('External', 'Brainstem', 'Parotid_L', 'SpinalCord')
 METASTASIS_SITES: tuple[str, ...] = ('bone', 'lung', 'liver')
 
-# Outcome model weights (see module docstring).
+# Outcome model weights (see module docstring): version 1, and version 2 (the default).
 W_IMAGE, W_CLINICAL, RISK_NOISE_SD, RISK_INTERCEPT = 1.1, 1.1, 0.5, -0.55
+GENERATOR_VERSIONS: tuple[int, ...] = (1, 2)
+DEFAULT_GENERATOR_VERSION = 2
+W2_IMAGE, W2_NODE, W2_CLINICAL, RISK2_INTERCEPT = 0.95, 0.75, 1.0, -0.6
+# Version 2: SD of the patient-level noise between z_img and what the tumour shows, and of
+# the within-tumour fields (correlation length HETEROGENEITY_MM)
+TEXTURE_NOISE_SD, NECROSIS_NOISE_SD, RIM_NOISE_SD = 0.25, 0.03, 0.25
+CORE_JITTER, AMPLITUDE_JITTER, RIM_JITTER = 0.35, 0.6, 0.6  # per-slice departures
+HETEROGENEITY_Z_MM = 3.0
 MIN_SECTION_MM = 1.0  # a lesion appears on a slice only if its section is this wide
 CONTOUR_POINTS = 72
 EDGE_MM = 0.5  # width of the soft (partial volume) edge of every structure
@@ -190,9 +217,9 @@ class PatientPlan:
     index: int  # 1-based position in the cohort (seeds its generators)
     grid: Grid
     anatomy_center: tuple[float, float]  # LPS (x, y) mm of the head/neck axis
-    z_img: float  # image latent (standard normal)
+    z_img: float  # image latent of the primary tumour (standard normal)
     clinical_score: float  # clinical latent (about standard normal)
-    oracle_risk: float  # W_IMAGE * z_img + W_CLINICAL * clinical_score
+    oracle_risk: float  # the risk without its noise: image_risk + clinical weight * clinical
     gtv: Lesion
     nodes: list[Lesion]
     necrosis_fraction: float  # normalised radius of the GTV's necrotic core (0 = none)
@@ -206,11 +233,17 @@ class PatientPlan:
     layout: int  # folder layout template
     notes_file: str | None  # relative path of a non-DICOM notes file
     fat_mm: float = 7.0  # subcutaneous fat thickness
+    generator_version: int = 1
+    z_node: float = 0.0  # image latent of the nodes (version 2; 0 in version 1)
+    image_risk: float = 0.0  # the image part of oracle_risk
+    node_necrosis: tuple[float, ...] = ()  # per node, normalised core radius (version 2)
+    node_rim: float = 0.0  # relative CE-T1 boost of a necrotic node's rim (version 2)
 
 
 def synthesize_cohort(out_dir: Path, n_patients: int = 24, seed: int = 0, *, matrix: int = 128,
                       pixel_mm: float = 1.8, n_slices: int = 22, slice_mm: float = 4.0,
-                      progress: bool = True) -> Path:
+                      progress: bool = True,
+                      generator_version: int = DEFAULT_GENERATOR_VERSION) -> Path:
     """Write a SYNTHETIC cohort of ``n_patients`` to ``out_dir`` and return it.
 
     Args:
@@ -222,6 +255,8 @@ def synthesize_cohort(out_dir: Path, n_patients: int = 24, seed: int = 0, *, mat
         pixel_mm: in-plane pixel size (mm).
         n_slices, slice_mm: number of axial slices and their spacing (mm).
         progress: show a tqdm progress bar.
+        generator_version: the outcome and image model (module docstring); 1
+            re-creates the cohorts made before 2026-12-07.
 
     Raises:
         FileExistsError: ``out_dir`` exists and is not empty.
@@ -234,7 +269,7 @@ def synthesize_cohort(out_dir: Path, n_patients: int = 24, seed: int = 0, *, mat
         raise ValueError('n_patients, matrix, n_slices, pixel_mm and slice_mm must be positive')
     out_dir.mkdir(parents=True, exist_ok=True)
     plans = plan_cohort(n_patients, seed, matrix=matrix, pixel_mm=pixel_mm,
-                        n_slices=n_slices, slice_mm=slice_mm)
+                        n_slices=n_slices, slice_mm=slice_mm, generator_version=generator_version)
     for plan in tqdm(plans, desc='synthetic cohort', unit='patient', disable=not progress):
         write_patient(plan, out_dir / plan.patient_id, seed)
     write_clinical_csv(plans, out_dir / 'clinical.csv')
@@ -242,20 +277,31 @@ def synthesize_cohort(out_dir: Path, n_patients: int = 24, seed: int = 0, *, mat
 
 
 def plan_cohort(n_patients: int, seed: int, *, matrix: int = 128, pixel_mm: float = 1.8,
-                n_slices: int = 22, slice_mm: float = 4.0) -> list[PatientPlan]:
+                n_slices: int = 22, slice_mm: float = 4.0,
+                generator_version: int = DEFAULT_GENERATOR_VERSION) -> list[PatientPlan]:
     """Draw the plans (anatomy, lesions, clinical row, storage) of a cohort.
 
     Cheap (no images); used by :func:`synthesize_cohort` and to study the
     outcome model on large n.
     """
     return [plan_patient(index, seed, matrix=matrix, pixel_mm=pixel_mm, n_slices=n_slices,
-                         slice_mm=slice_mm) for index in range(1, n_patients + 1)]
+                         slice_mm=slice_mm, generator_version=generator_version)
+            for index in range(1, n_patients + 1)]
 
 
 def plan_patient(index: int, seed: int, *, matrix: int = 128, pixel_mm: float = 1.8,
-                 n_slices: int = 22, slice_mm: float = 4.0) -> PatientPlan:
-    """Draw patient ``index`` (1-based) of the cohort with ``seed``."""
+                 n_slices: int = 22, slice_mm: float = 4.0,
+                 generator_version: int = DEFAULT_GENERATOR_VERSION) -> PatientPlan:
+    """Draw patient ``index`` (1-based) of the cohort with ``seed``.
+
+    Version 2 draws its extra quantities from a stream of their own, so that
+    everything version 1 draws (anatomy, lesions, clinical row, storage) is
+    the same patient in both versions; the outcome differs.
+    """
+    if generator_version not in GENERATOR_VERSIONS:
+        raise ValueError(f'generator_version {generator_version} not in {GENERATOR_VERSIONS}')
     rng = np.random.default_rng([seed, index, 0])
+    extra = np.random.default_rng([seed, index, 3])  # version 2 only
     patient_id = f'NPC{index:03d}'
     anatomy_center = (round(float(rng.uniform(-8, 8)), 1), round(float(rng.uniform(-10, 10)), 1))
     grid = _draw_grid(rng, anatomy_center, matrix, pixel_mm, n_slices, slice_mm)
@@ -266,8 +312,15 @@ def plan_patient(index: int, seed: int, *, matrix: int = 128, pixel_mm: float = 
         raise ValueError(f'slices of {slice_mm} mm are too far apart to show the tumour')
     clinical, clinical_score = _draw_clinical(rng, z_img, gtv_diameter)
     nodes = _draw_nodes(rng, grid, anatomy_center, int(clinical['n_stage'][1]), gtv)
-    oracle = W_IMAGE * z_img + W_CLINICAL * clinical_score
-    risk = RISK_INTERCEPT + oracle + rng.normal(0.0, RISK_NOISE_SD)
+    v2 = generator_version >= 2
+    z_node = float(extra.standard_normal()) if v2 else 0.0
+    if v2:
+        image_risk = W2_IMAGE * z_img + W2_NODE * z_node
+        oracle, intercept = image_risk + W2_CLINICAL * clinical_score, RISK2_INTERCEPT
+    else:
+        image_risk = W_IMAGE * z_img
+        oracle, intercept = image_risk + W_CLINICAL * clinical_score, RISK_INTERCEPT
+    risk = intercept + oracle + rng.normal(0.0, RISK_NOISE_SD)
     msom = int(rng.random() < expit(risk))
     clinical.update(_draw_outcome(rng, msom))
     _blank_some_cells(rng, clinical)
@@ -276,12 +329,24 @@ def plan_patient(index: int, seed: int, *, matrix: int = 128, pixel_mm: float = 
     roi_names = _draw_roi_names(rng, nodes, anatomy_center)
     unique_names = sorted(set(roi_names.values()))
     roi_order = tuple(unique_names[i] for i in rng.permutation(len(unique_names)))
+    necrosis_noise = rng.normal(0, 0.05)
+    texture_noise = rim_noise = 0.0
+    node_necrosis: tuple[float, ...] = ()
+    if v2:
+        necrosis_noise += extra.normal(0.0, NECROSIS_NOISE_SD)
+        texture_noise = extra.normal(0.0, TEXTURE_NOISE_SD)
+        rim_noise = extra.normal(0.0, RIM_NOISE_SD)
+        node_necrosis = tuple(float(np.clip(0.22 + 0.22 * z_node + extra.normal(0.0, 0.08),
+                                            0.0, 0.65)) for _ in nodes)
+        nodes = [_with_extranodal_extension(node, z_node, extra, grid) for node in nodes]
     return PatientPlan(
         patient_id=patient_id, index=index, grid=grid, anatomy_center=anatomy_center, z_img=z_img,
         clinical_score=clinical_score, oracle_risk=oracle, gtv=gtv, nodes=nodes,
-        necrosis_fraction=float(np.clip(0.28 + 0.2 * z_img + rng.normal(0, 0.05), 0.0, 0.7)),
-        texture_amplitude=float(0.04 + 0.26 * expit(1.6 * z_img)),
-        rim_enhancement=float(0.35 * expit(2.0 * z_img)),
+        necrosis_fraction=float(np.clip(0.28 + 0.2 * z_img + necrosis_noise, 0.0, 0.7)),
+        texture_amplitude=float(0.04 + 0.26 * expit(1.6 * z_img + texture_noise)),
+        rim_enhancement=float(0.35 * expit(2.0 * z_img + rim_noise)),
+        generator_version=generator_version, z_node=z_node, image_risk=image_risk,
+        node_necrosis=node_necrosis, node_rim=float(0.3 * expit(2.0 * z_node)) if v2 else 0.0,
         clinical={name: clinical.get(name) for name in CLINICAL_COLUMNS}, header=header,
         series=_draw_series(rng), roi_names=roi_names, roi_order=roi_order,
         layout=int(rng.integers(3)),
@@ -336,8 +401,14 @@ def render_patient(plan: PatientPlan, rng: np.random.Generator) -> dict[str, np.
     tissues = _anatomy_masks(plan, x, y, z)
     lesion_texture = _smooth_field(rng, shape, grid.spacing, sigma_mm=2.5)
     tissue_texture = _smooth_field(rng, shape, grid.spacing, sigma_mm=4.0)
-    gtv = _lesion_parts(plan.gtv, x, y, z, plan.necrosis_fraction)
-    nodes = [_lesion_parts(node, x, y, z, 0.0) for node in plan.nodes]
+    fields = None
+    if plan.generator_version >= 2:  # within-tumour heterogeneity (module docstring)
+        fields = [_slice_profile(rng, shape, grid.spacing, HETEROGENEITY_Z_MM)
+                  for _ in range(3)]
+    gtv = _lesion_parts(plan.gtv, x, y, z, plan.necrosis_fraction,
+                        None if fields is None else CORE_JITTER * fields[1])
+    node_cores = plan.node_necrosis or (0.0,) * len(plan.nodes)
+    nodes = [_lesion_parts(node, x, y, z, core) for node, core in zip(plan.nodes, node_cores)]
     volumes = {}
     for series_plan in plan.series:
         seq = series_plan.sequence
@@ -345,10 +416,10 @@ def render_patient(plan: PatientPlan, rng: np.random.Generator) -> dict[str, np.
         for tissue, mask in tissues:
             value = TISSUE_SIGNAL[tissue][seq] * (1.0 + 0.03 * tissue_texture)
             signal = signal + mask * (value - signal)
-        for mask, _, _ in nodes:
-            value = TISSUE_SIGNAL['node'][seq] * (1.0 + 0.04 * lesion_texture)
-            signal = signal + mask * (value - signal)
-        signal = signal + gtv[0] * (_gtv_signal(plan, seq, gtv, lesion_texture) - signal)
+        for parts, core in zip(nodes, node_cores):
+            value = _node_signal(plan, seq, parts, core, lesion_texture)
+            signal = signal + parts[0] * (value - signal)
+        signal = signal + gtv[0] * (_gtv_signal(plan, seq, gtv, lesion_texture, fields) - signal)
         bias = _bias_field(rng, x, y, z, plan)
         real = signal * bias * series_plan.gain + rng.normal(0.0, NOISE_SD, shape)
         imaginary = rng.normal(0.0, NOISE_SD, shape)
@@ -649,12 +720,14 @@ def _anatomy_masks(plan: PatientPlan, x, y, z) -> list[tuple[str, np.ndarray]]:
     ]
 
 
-def _lesion_parts(lesion: Lesion, x, y, z,
-                  necrosis_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _lesion_parts(lesion: Lesion, x, y, z, necrosis_fraction: float,
+                  core_jitter: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(soft mask, soft necrotic-core mask, normalised radius q) of a lesion.
 
     q is 0 at the centre and 1 on the surface; slices the lesion does not
     cut (see Lesion.has_section) get an empty mask, matching the contours.
+    ``core_jitter`` (a field, version 2) moves the core's edge voxel by voxel.
     """
     dx, dy = x - lesion.center[0], y - lesion.center[1]
     r = np.sqrt(dx**2 + dy**2)
@@ -665,20 +738,65 @@ def _lesion_parts(lesion: Lesion, x, y, z,
     present = np.array([lesion.has_section(float(v)) for v in np.ravel(z)])[:, None, None]
     mask = _soft(rho * r_eq - r) * present
     q = np.sqrt((r / r_eq) ** 2 + zeta**2)
-    core = expit((necrosis_fraction - q) / 0.05).astype(np.float32) if necrosis_fraction > 0.1 \
+    edge = necrosis_fraction if core_jitter is None else necrosis_fraction + core_jitter
+    core = expit((edge - q) / 0.05).astype(np.float32) if necrosis_fraction > 0.1 \
         else np.zeros_like(mask)
     return mask, core * mask, q
 
 
-def _gtv_signal(plan: PatientPlan, seq: str, gtv, texture: np.ndarray) -> np.ndarray:
-    """GTV signal: textured tumour, necrotic core, enhancing rim (driven by z_img)."""
+def _gtv_signal(plan: PatientPlan, seq: str, gtv, texture: np.ndarray,
+                fields: list[np.ndarray] | None = None) -> np.ndarray:
+    """GTV signal: textured tumour, necrotic core, enhancing rim (driven by z_img).
+
+    ``fields`` (version 2): smooth unit fields that modulate the texture
+    amplitude and the rim within the tumour (the core's edge is jittered in
+    :func:`_lesion_parts`).
+    """
     _, core, q = gtv
-    contrast = np.clip(1.0 + plan.texture_amplitude * TEXTURE_GAIN[seq] * texture, 0.1, None)
+    amplitude = plan.texture_amplitude * (1.0 if fields is None else np.exp(AMPLITUDE_JITTER * fields[0]))
+    contrast = np.clip(1.0 + amplitude * TEXTURE_GAIN[seq] * texture, 0.1, None)
     tumour = TISSUE_SIGNAL['tumour'][seq] * contrast
     rim_position = plan.necrosis_fraction + 0.12
     rim = plan.rim_enhancement * RIM_GAIN[seq] * np.exp(-(((q - rim_position) / 0.1) ** 2))
+    if fields is not None:
+        rim = rim * np.clip(1.0 + RIM_JITTER * fields[2], 0.0, None)
     tumour = tumour * (1.0 + rim)
     return tumour + core * (TISSUE_SIGNAL['necrosis'][seq] - tumour)
+
+
+def _node_signal(plan: PatientPlan, seq: str, parts, core_fraction: float,
+                 texture: np.ndarray) -> np.ndarray:
+    """Node signal: mildly textured; with a necrotic core and an enhancing rim when
+    ``core_fraction`` > 0.1 (version 2, driven by z_node)."""
+    value = TISSUE_SIGNAL['node'][seq] * (1.0 + 0.04 * texture)
+    _, core, q = parts
+    if core_fraction <= 0.1:
+        return value
+    rim = plan.node_rim * RIM_GAIN[seq] * np.exp(-(((q - core_fraction - 0.12) / 0.1) ** 2))
+    value = value * (1.0 + rim)
+    return value + core * (TISSUE_SIGNAL['necrosis'][seq] - value)
+
+
+def _with_extranodal_extension(node: Lesion, z_node: float, rng: np.random.Generator,
+                               grid: Grid) -> Lesion:
+    """The node with a lobulated margin whose depth rises with z_node (version 2); the
+    node as it was if the lobes would leave no slice cutting it."""
+    amplitude = 0.12 * float(expit(2.0 * (z_node - 0.5)))
+    lobes = (float(rng.choice([3.0, 4.0, 5.0])), amplitude, float(rng.uniform(0, 2 * np.pi)),
+             float(rng.uniform(-1.0, 1.0)))
+    lobed = Lesion(center=node.center, semi_axes=node.semi_axes, angle=node.angle,
+                   harmonics=(*node.harmonics, lobes))
+    return lobed if _cut_by_grid(lobed, grid) else node
+
+
+def _slice_profile(rng: np.random.Generator, shape: tuple[int, int, int],
+                   spacing: tuple[float, float, float], sigma_z_mm: float) -> np.ndarray:
+    """(slices, 1, 1) unit-SD values smooth along z (correlation ~sigma_z_mm): what
+    one slice of a lesion shows departs from the lesion as a whole."""
+    profile = gaussian_filter(rng.standard_normal(shape[0] + 8), sigma_z_mm / spacing[2],
+                              mode='nearest')[4:-4]
+    profile = (profile - profile.mean()) / max(float(profile.std()), 1e-9)
+    return profile.astype(np.float32)[:, None, None]
 
 
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, int, int],

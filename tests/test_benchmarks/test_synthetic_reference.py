@@ -40,13 +40,28 @@ def test_latent_aucs_on_the_test_patients(tmp_path, reference):
     test = [p for i, p in enumerate(plans) if i % 2]
     labels = [int(p.clinical['msom']) for p in test]
     assert result['n_patients'] == 20 and result['n_positive'] == sum(labels)
-    for latent in ('z_img', 'clinical_score', 'oracle_risk'):
+    for latent in ('z_img', 'z_node', 'image_risk', 'clinical_score', 'oracle_risk'):
         expected = roc_auc_score(labels, [getattr(p, latent) for p in test])
         record = result['latents'][latent]
         assert record['auc'] == pytest.approx(expected)
         assert record['auc_ci_low'] <= record['auc'] <= record['auc_ci_high']
     assert not np.isclose(result['latents']['z_img']['auc'],
                           result['latents']['oracle_risk']['auc'])
+    assert result['generator_version'] == 2
+
+
+def test_a_version_1_cohort_is_replanned_with_its_version(tmp_path, reference):
+    plans = plan_cohort(40, 3, generator_version=1)
+    write_clinical(tmp_path, plans)
+    args = ['--data-root', str(tmp_path), '--patients', '40', '--seed', '3']
+    assert reference.main([*args, '--generator-version', '1']) == 0
+    result = json.loads((tmp_path / 'synthetic_reference.json').read_text())
+    assert result['latents']['z_node']['auc'] == pytest.approx(0.5)  # no nodal signal in v1
+    assert result['latents']['image_risk']['auc'] == pytest.approx(result['latents']['z_img']['auc'])
+    v2 = {p.patient_id: int(p.clinical['msom']) for p in plan_cohort(40, 3)}
+    assert v2 != {p.patient_id: int(p.clinical['msom']) for p in plans}  # outcomes differ
+    with pytest.raises(SystemExit, match='--seed or --patients'):
+        reference.main(args)  # re-planned as version 2: the labels disagree
 
 
 def test_labels_that_differ_from_the_replanned_cohort_are_refused(tmp_path, reference):

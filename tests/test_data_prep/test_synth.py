@@ -257,3 +257,55 @@ def test_image_latent_shows_as_tumour_heterogeneity() -> None:
         latent.append(plan.z_img)
         heterogeneity.append(values.std() / values.mean())
     assert spearmanr(latent, heterogeneity).statistic > 0.6
+
+
+def test_version_2_draws_the_same_patients_with_another_outcome_model() -> None:
+    """Version 2 adds its draws from a stream of its own: anatomy, tumour, nodes and the
+    clinical values drawn before the outcome are those of version 1 (which stays
+    byte-identical to the cohorts made before it); the outcome model adds the nodal latent."""
+    for index in (1, 2, 3):
+        one, two = (plan_patient(index, 4, generator_version=v, **SMALL) for v in (1, 2))
+        assert one.gtv == two.gtv and one.grid == two.grid and one.z_img == two.z_img
+        assert [n.center for n in one.nodes] == [n.center for n in two.nodes]
+        same = ['age', 'sex', 't_stage', 'n_stage', 'clinical_stage', 'treatment']
+        assert {c: one.clinical[c] for c in same} == {c: two.clinical[c] for c in same}
+        assert one.z_node == 0.0 and two.z_node != 0.0
+        assert len(two.node_necrosis) == len(two.nodes) and one.node_necrosis == ()
+    with pytest.raises(ValueError, match='generator_version'):
+        plan_patient(1, 0, generator_version=3, **SMALL)
+
+
+def _gtv_slice_heterogeneity(plan, volume) -> list[float]:
+    gtv_name = next(n for n in plan.roi_order if n in GTV_ALIASES)
+    inside, _ = _inside_contours(plan, patient_rois(plan)[gtv_name], margin_mm=1.0)
+    return [float(volume[k][inside[k]].std() / volume[k][inside[k]].mean())
+            for k in range(inside.shape[0]) if inside[k].sum() >= 15]
+
+
+def test_version_2_no_single_slice_is_an_oracle_and_the_nodes_carry_a_signal() -> None:
+    """CE-T1 heterogeneity (SD / mean inside the GTV): in version 1 one tumour slice drawn at
+    random ranks the patients by z_img almost as well as all slices together; in version 2
+    a slice departs from its tumour (per-slice necrosis, texture and rim), while the mean
+    over the slices still follows z_img. The nodes' heterogeneity follows z_node."""
+    rho = {}
+    for version in (1, 2):
+        latent, one_slice, all_slices, z_node, nodes = [], [], [], [], []
+        for plan in plan_cohort(30, 5, generator_version=version, **MEDIUM):
+            cet1 = render_patient(plan, np.random.default_rng(0))['cet1']
+            per_slice = _gtv_slice_heterogeneity(plan, cet1)
+            latent.append(plan.z_img)
+            one_slice.append(per_slice[np.random.default_rng(plan.index).integers(len(per_slice))])
+            all_slices.append(np.mean(per_slice))
+            node_contours = [c for name, contours in patient_rois(plan).items()
+                             if name.upper().startswith('GTV') and name not in GTV_ALIASES
+                             for c in contours]  # node ROIs: GTVln1, GTVnd_L, ...
+            inside, _ = _inside_contours(plan, node_contours, margin_mm=0.5)
+            z_node.append(plan.z_node)
+            nodes.append(cet1[inside].std() / cet1[inside].mean())
+        rho[version] = (spearmanr(latent, one_slice).statistic,
+                        spearmanr(latent, all_slices).statistic,
+                        spearmanr(z_node, nodes).statistic if version == 2 else None)
+    assert rho[1][0] > 0.85 and rho[1][1] > 0.9  # version 1: one slice is nearly an oracle
+    assert rho[2][0] < rho[1][0] - 0.1  # version 2: one slice is not ...
+    assert rho[2][1] > 0.9  # ... but the tumour as a whole is
+    assert rho[2][2] > 0.7  # nodal necrosis and margins follow z_node
