@@ -4,8 +4,11 @@ One row per patient; ``patient_id`` equals the patient's image folder name.
 Cells may be empty (missing). Values are kept as the text the user wrote
 (stripped), so the output table reproduces the input exactly apart from the
 dropped columns, the sort order and the added ``split`` column. Columns not in
-``CLINICAL_COLUMNS`` are dropped with a warning: an unknown column may hold an
-identifier (name, hospital number), and nothing unlisted reaches the output.
+``CLINICAL_COLUMNS`` or ``OPTIONAL_COLUMNS`` are dropped with a warning: an
+unknown column may hold an identifier (name, hospital number), and nothing
+unlisted reaches the output. ``OPTIONAL_COLUMNS`` (pre-treatment plasma EBV DNA,
+copies/mL) are validated and kept when the table has them; a config that uses
+one needs it.
 
 "No value" spellings: hospital tables write a missing value in many ways. A
 cell (of any column but ``patient_id``) that reads one of ``MISSING_MARKERS``
@@ -36,6 +39,9 @@ NUMERIC_COLUMNS: tuple[str, ...] = (
     'age', 'pni', 'hgb', 'gtv_dose_gy', 'cisplatin_dose_mg_m2', 'chemo_cycles', 'msom',
     'dmfs_months', 'dmfs_event', 'os_months', 'os_event')
 BINARY_COLUMNS: tuple[str, ...] = ('msom', 'dmfs_event', 'os_event')  # 0 / 1 / missing
+# Kept when present, numeric, >= 0 (plasma EBV DNA before treatment, copies/mL; 0 = undetectable)
+OPTIONAL_COLUMNS: tuple[str, ...] = ('ebv_dna_copies_ml',)
+NON_NEGATIVE_COLUMNS: tuple[str, ...] = ('ebv_dna_copies_ml',)
 SPLIT_COLUMN = 'split'
 # Cell texts meaning "no value", compared in lower case after stripping (see the module doc).
 MISSING_MARKERS: frozenset[str] = frozenset({'none', 'na', 'n/a', '-', 'null', 'nan'})
@@ -44,7 +50,8 @@ MISSING_MARKERS: frozenset[str] = frozenset({'none', 'na', 'n/a', '-', 'null', '
 def read_clinical(path: Path) -> pd.DataFrame:
     """Read and validate the clinical table; return it as stripped text, sorted by patient.
 
-    Returns a DataFrame with exactly ``CLINICAL_COLUMNS`` (str, '' = missing),
+    Returns a DataFrame with exactly ``CLINICAL_COLUMNS`` and the
+    ``OPTIONAL_COLUMNS`` the file has (str, '' = missing),
     one row per patient, sorted by ``patient_id``. Raises DataPrepError naming
     the file, column, row and patient for every problem ``load_clinical``
     finds (all bad rows in one message).
@@ -69,11 +76,12 @@ def load_clinical(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     missing = [name for name in CLINICAL_COLUMNS if name not in table.columns]
     if missing:
         raise DataPrepError(f'{path}: missing required columns {missing}')
-    unknown = [name for name in table.columns if name not in CLINICAL_COLUMNS]
+    kept = [*CLINICAL_COLUMNS, *(name for name in OPTIONAL_COLUMNS if name in table.columns)]
+    unknown = [name for name in table.columns if name not in kept]
     if unknown:
         logger.warning('%s: dropping columns not in the clinical schema (they may hold '
                        'identifiers): %s', path, unknown)
-    table = blank_missing_markers(table[list(CLINICAL_COLUMNS)].reset_index(drop=True))
+    table = blank_missing_markers(table[kept].reset_index(drop=True))
     _check_patient_ids(table, path)
     bad_rows: dict[str, str] = {}
     for pid, rows in table.groupby('patient_id', sort=True).groups.items():
@@ -143,7 +151,8 @@ def _check_patient_ids(table: pd.DataFrame, path: Path) -> None:
 def _row_problem(table: pd.DataFrame, row: int, path: Path) -> str | None:
     """The first problem of one row (non-numeric, non-binary, outcome contradiction)."""
     values = {}
-    for column in NUMERIC_COLUMNS:
+    numeric = [*NUMERIC_COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in table.columns)]
+    for column in numeric:
         text = table[column].iloc[row]
         if text == '':
             continue
@@ -152,6 +161,8 @@ def _row_problem(table: pd.DataFrame, row: int, path: Path) -> str | None:
             return f'{path}: column {column!r}, {_row_label(table, row)}: {text!r} is not a number'
         if column in BINARY_COLUMNS and value not in (0, 1):
             return f'{path}: column {column!r}, {_row_label(table, row)}: {text!r} must be 0 or 1'
+        if column in NON_NEGATIVE_COLUMNS and value < 0:
+            return f'{path}: column {column!r}, {_row_label(table, row)}: {text!r} is negative'
         values[column] = float(value)
     problem = outcome_problem(values, table['msom_site'].iloc[row] != '')
     return f'{path}: {_row_label(table, row)}: {problem}' if problem else None

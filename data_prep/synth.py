@@ -33,9 +33,10 @@ Outcome model (documented so results can be judged), ``generator_version`` 2
   low CE-T1 signal with a rim) and the irregularity of their margins
   (extranodal extension), as NPC studies report nodal necrosis and ENE to
   carry distant-metastasis risk; node count and size follow N stage (clinical);
-* a clinical score rises with N stage and age and falls with haemoglobin, the
-  prognostic nutritional index and (slightly) a cumulative cisplatin dose of
-  >= 200 mg/m2; T stage follows tumour size;
+* a clinical score rises with N stage, age and pre-treatment plasma EBV DNA
+  (``ebv_dna_copies_ml``, a noisy measure of its own latent) and falls with
+  haemoglobin, the prognostic nutritional index and (slightly) a cumulative
+  cisplatin dose of >= 200 mg/m2; T stage follows tumour size;
 * ``msom ~ Bernoulli(sigmoid(-0.6 + 0.95 z_img + 0.75 z_node + 1.0 clinical +
   N(0, 0.5)))``: prevalence ~40%; ``image_risk = 0.95 z_img + 0.75 z_node`` is
   all the images hold, ``oracle_risk`` adds the clinical term
@@ -44,6 +45,7 @@ Outcome model (documented so results can be judged), ``generator_version`` 2
 Version 1 (``generator_version=1``, the cohorts of the figures measured before
 2026-12-07, byte-identical to them): ``z_img`` alone carries the image signal,
 without noise (one central slice is close to an oracle), the nodes carry none,
+there is no EBV DNA column,
 and ``msom ~ Bernoulli(sigmoid(-0.55 + 1.1 z_img + 1.1 clinical + N(0, 0.5)))``:
 prevalence ~39%, an oracle AUC about 0.8 (about 0.7 from either latent).
 
@@ -315,6 +317,7 @@ def plan_patient(index: int, seed: int, *, matrix: int = 128, pixel_mm: float = 
     v2 = generator_version >= 2
     z_node = float(extra.standard_normal()) if v2 else 0.0
     if v2:
+        clinical_score = _draw_ebv_dna(extra, clinical, clinical_score)
         image_risk = W2_IMAGE * z_img + W2_NODE * z_node
         oracle, intercept = image_risk + W2_CLINICAL * clinical_score, RISK2_INTERCEPT
     else:
@@ -347,7 +350,8 @@ def plan_patient(index: int, seed: int, *, matrix: int = 128, pixel_mm: float = 
         rim_enhancement=float(0.35 * expit(2.0 * z_img + rim_noise)),
         generator_version=generator_version, z_node=z_node, image_risk=image_risk,
         node_necrosis=node_necrosis, node_rim=float(0.3 * expit(2.0 * z_node)) if v2 else 0.0,
-        clinical={name: clinical.get(name) for name in CLINICAL_COLUMNS}, header=header,
+        clinical={name: clinical.get(name) for name in clinical_columns(generator_version)},
+        header=header,
         series=_draw_series(rng), roi_names=roi_names, roi_order=roi_order,
         layout=int(rng.integers(3)),
         notes_file=(str(rng.choice(['notes.txt', 'study_1/notes.txt'])) if rng.random() < 0.35
@@ -444,14 +448,20 @@ def patient_rois(plan: PatientPlan) -> dict[str, list[np.ndarray]]:
     return {name: rois[name] for name in plan.roi_order}
 
 
+def clinical_columns(generator_version: int = DEFAULT_GENERATOR_VERSION) -> tuple[str, ...]:
+    """The clinical.csv columns a generator version writes (version 2 adds EBV DNA)."""
+    return CLINICAL_COLUMNS + (('ebv_dna_copies_ml',) if generator_version >= 2 else ())
+
+
 def write_clinical_csv(plans: Sequence[PatientPlan], path: Path) -> None:
-    """Write the clinical table (CLINICAL_COLUMNS, one row per plan, '' = missing)."""
+    """Write the clinical table (the plans' columns, one row per plan, '' = missing)."""
+    columns = tuple(plans[0].clinical) if plans else CLINICAL_COLUMNS
     with open(path, 'w', newline='', encoding='utf-8') as handle:
         writer = csv.writer(handle, lineterminator='\n')
-        writer.writerow(CLINICAL_COLUMNS)
+        writer.writerow(columns)
         for plan in plans:
             writer.writerow(['' if plan.clinical[c] is None else plan.clinical[c]
-                             for c in CLINICAL_COLUMNS])
+                             for c in columns])
 
 
 # --------------------------------------------------------------------------
@@ -565,6 +575,22 @@ def _draw_clinical(rng: np.random.Generator, z_img: float,
            'gtv_dose_gy': f'{dose:g}', 'cisplatin_dose_mg_m2': cisplatin,
            'chemo_cycles': ic_cycles + cc_cycles}
     return row, float(score / 0.95)
+
+
+def _draw_ebv_dna(rng: np.random.Generator, row: dict[str, object],
+                  clinical_score: float) -> float:
+    """Version 2: pre-treatment plasma EBV DNA (copies/mL) into ``row``; the clinical score
+    with its latent part added (returned, still about standard normal).
+
+    log10(copies) = 3 + 0.3 * (N stage, standardised) + 0.9 * z_ebv + N(0, 0.3); below
+    50 copies/mL reads 0 (undetectable); 5% of cells empty. The latent z_ebv (not the
+    measured value) enters the clinical score, as a biomarker measures a risk with error.
+    """
+    z_ebv = float(rng.standard_normal())
+    n_term = (int(str(row['n_stage'])[1]) - 1.66) / 0.9
+    copies = int(round(10 ** (3.0 + 0.3 * n_term + 0.9 * z_ebv + rng.normal(0.0, 0.3))))
+    row['ebv_dna_copies_ml'] = None if rng.random() < 0.05 else (copies if copies >= 50 else 0)
+    return float((0.95 * clinical_score + 0.6 * z_ebv) / np.hypot(0.95, 0.6))
 
 
 def _draw_treatment(rng: np.random.Generator, stage: str) -> str:

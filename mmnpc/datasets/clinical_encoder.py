@@ -8,7 +8,9 @@ variables. Layout, variable by variable in config order:
 
 * numeric ``name``: ``name`` = (value - training mean) / training SD, and
   ``name:missing`` = 1 when the value is missing (the standardised value is
-  then 0, i.e. the training mean), else 0;
+  then 0, i.e. the training mean), else 0; with ``transform='log10p'`` the
+  value is first replaced by log10(1 + value) (for a skewed count such as
+  plasma EBV DNA in copies/mL, 0 = undetectable; a negative value is an error);
 * categorical ``name`` with categories ``c1..ck``: one-hot ``name=c1`` ..
   ``name=ck`` and ``name:missing`` (all one-hot columns 0 when missing).
 
@@ -29,6 +31,7 @@ from sklearn.preprocessing import StandardScaler
 from data_prep.types import DataPrepError
 
 KINDS: tuple[str, ...] = ('numeric', 'categorical')
+TRANSFORMS: tuple[str, ...] = ('log10p',)
 STATE_VERSION = 1
 
 
@@ -50,9 +53,14 @@ def _check_variables(variables: Sequence[Mapping[str, Any]]) -> List[dict]:
                 raise ValueError(f'clinical_vars: categorical {name!r} needs a list of distinct '
                                  f'`categories`, got {variable.get("categories")}')
             entry['categories'] = categories
-        elif set(variable) - {'name', 'kind'}:
-            raise ValueError(f'clinical_vars: numeric {name!r} takes only name and kind, '
-                             f'got {dict(variable)}')
+        elif set(variable) - {'name', 'kind', 'transform'}:
+            raise ValueError(f'clinical_vars: numeric {name!r} takes only name, kind and '
+                             f'transform, got {dict(variable)}')
+        elif variable.get('transform') is not None:
+            if variable['transform'] not in TRANSFORMS:
+                raise ValueError(f'clinical_vars: numeric {name!r}: transform '
+                                 f'{variable["transform"]!r} not in {TRANSFORMS}')
+            entry['transform'] = str(variable['transform'])
         checked.append(entry)
     return checked
 
@@ -66,7 +74,7 @@ def _is_missing(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def _as_number(value: Any, name: str, patient_id: str) -> float:
+def _as_number(value: Any, name: str, patient_id: str, transform: Optional[str] = None) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -74,6 +82,11 @@ def _as_number(value: Any, name: str, patient_id: str) -> float:
     if not math.isfinite(number):
         raise DataPrepError(f'patient {patient_id}: clinical variable {name!r} = {value!r} '
                             'is not a finite number')
+    if transform == 'log10p':
+        if number < 0:
+            raise DataPrepError(f'patient {patient_id}: clinical variable {name!r} = {value!r} '
+                                'is negative (log10(1 + value) is configured)')
+        number = math.log10(1.0 + number)
     return number
 
 
@@ -96,6 +109,9 @@ class ClinicalEncoder:
     @property
     def numeric_names(self) -> List[str]:
         return [v['name'] for v in self.variables if v['kind'] == 'numeric']
+
+    def _transforms(self) -> Dict[str, str]:
+        return {v['name']: v['transform'] for v in self.variables if v.get('transform')}
 
     @property
     def feature_names(self) -> List[str]:
@@ -130,6 +146,7 @@ class ClinicalEncoder:
         if not rows:
             raise DataPrepError('cannot fit the clinical encoder: no training patients')
         names = self.numeric_names
+        transforms = self._transforms()
         self.fitted_on = sorted(rows)
         self.mean, self.scale = {}, {}
         if not names:
@@ -140,7 +157,7 @@ class ClinicalEncoder:
             for j, name in enumerate(names):
                 value = row.get(name)
                 if not _is_missing(value):
-                    table[i, j] = _as_number(value, name, patient_id)
+                    table[i, j] = _as_number(value, name, patient_id, transforms.get(name))
         empty = [name for j, name in enumerate(names) if np.isnan(table[:, j]).all()]
         if empty:
             raise DataPrepError(f'no training patient has a value of clinical variables {empty}; '
@@ -170,7 +187,8 @@ class ClinicalEncoder:
             value = values[name]
             missing = _is_missing(value)
             if variable['kind'] == 'numeric':
-                number = self.mean[name] if missing else _as_number(value, name, patient_id)
+                number = self.mean[name] if missing else _as_number(
+                    value, name, patient_id, variable.get('transform'))
                 vector.append((number - self.mean[name]) / self.scale[name])
             else:
                 one_hot = [0.0] * len(variable['categories'])

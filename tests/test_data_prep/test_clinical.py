@@ -151,3 +151,17 @@ def test_no_value_spellings_do_not_hide_real_problems(tmp_path):
     assert bad['NPC001'].endswith('patient NPC001): msom_site is given but msom is 0')
     assert bad['NPC002'].endswith('patient NPC002): os_months is given but os_event is empty')
     assert bad['NPC003'].endswith("patient NPC003): 'unknown' is not a number")
+
+
+def test_ebv_dna_is_kept_when_present_and_checked(tmp_path):
+    path = write_table(tmp_path, [{'patient_id': 'NPC001', 'ebv_dna_copies_ml': '4000'},
+                                  {'patient_id': 'NPC002', 'ebv_dna_copies_ml': ''}])
+    table = read_clinical(path)
+    assert list(table.columns) == [*CLINICAL_COLUMNS, 'ebv_dna_copies_ml']
+    assert list(table['ebv_dna_copies_ml']) == ['4000', '']
+    assert 'ebv_dna_copies_ml' not in read_clinical(write_table(tmp_path, [
+        {'patient_id': 'NPC001'}])).columns  # optional: absent stays absent
+    for bad, message in (('-5', 'is negative'), ('many', 'is not a number')):
+        path = write_table(tmp_path, [{'patient_id': 'NPC003', 'ebv_dna_copies_ml': bad}])
+        with pytest.raises(DataPrepError, match=f"'ebv_dna_copies_ml'.*NPC003.*{message}"):
+            read_clinical(path)

@@ -159,7 +159,7 @@ def _is_series(path: Path, description: str) -> bool:
 
 def test_clinical_csv_values(cohort: Path, tmp_path: Path) -> None:
     with open(cohort / 'clinical.csv', newline='') as handle:
-        assert tuple(next(csv.reader(handle))) == CLINICAL_COLUMNS
+        assert tuple(next(csv.reader(handle))) == (*CLINICAL_COLUMNS, 'ebv_dna_copies_ml')
     path = tmp_path / 'clinical.csv'
     write_clinical_csv(plan_cohort(300, 1, **SMALL), path)
     table = pd.read_csv(path, dtype={'msom_site': str})
@@ -173,9 +173,16 @@ def test_clinical_csv_values(cohort: Path, tmp_path: Path) -> None:
     assert table['gtv_dose_gy'].between(66, 72).all()
     assert table['cisplatin_dose_mg_m2'].dropna().between(0, 300).all()
     assert table['chemo_cycles'].between(0, 6).all()
-    for column in ('pni', 'hgb', 'cisplatin_dose_mg_m2'):
+    for column in ('pni', 'hgb', 'cisplatin_dose_mg_m2', 'ebv_dna_copies_ml'):
         assert 0.0 < table[column].isna().mean() < 0.12
-    assert table.drop(columns=['pni', 'hgb', 'cisplatin_dose_mg_m2', 'msom_site']).notna().all().all()
+    ebv = table['ebv_dna_copies_ml'].dropna()
+    assert (ebv >= 0).all() and 0.0 < (ebv == 0).mean() < 0.3  # some undetectable
+    # EBV DNA carries metastasis risk (it measures a latent of its own): AUC about 0.61
+    rows = [(p.clinical['msom'], p.clinical['ebv_dna_copies_ml']) for p in plan_cohort(1000, 1)
+            if p.clinical['ebv_dna_copies_ml'] is not None]
+    assert roc_auc_score([r[0] for r in rows], np.log10(1 + np.array([r[1] for r in rows]))) > 0.57
+    assert table.drop(columns=['pni', 'hgb', 'cisplatin_dose_mg_m2', 'msom_site',
+                               'ebv_dna_copies_ml']).notna().all().all()
     metastatic = table['msom'] == 1
     assert table.loc[metastatic, 'msom_site'].isin(['liver', 'lung', 'bone']).all()
     assert table.loc[~metastatic, 'msom_site'].isna().all()

@@ -39,6 +39,12 @@ fusion_clinical_vars = [
     dict(name='cisplatin_dose_mg_m2', kind='numeric'),  # mg/m2
     dict(name='chemo_cycles', kind='numeric'),
 ]
+# The list with pre-treatment plasma EBV DNA (copies/mL; 0 = undetectable), log10(1 + value)
+# before standardising: the region recipe msom_fusion_cpu.py uses it, so its cohort's
+# clinical.csv needs the column (the synthetic generator writes it from version 2 on).
+fusion_clinical_vars_ebv = fusion_clinical_vars + [
+    dict(name='ebv_dna_copies_ml', kind='numeric', transform='log10p'),
+]
 clinical_vars = []  # image only by default
 
 train_pipeline = [

@@ -85,3 +85,21 @@ def test_state_is_json_and_round_trips_through_a_checkpoint_dict():
     np.testing.assert_array_equal(restored.encode(row), encoder.encode(row))
     assert clinical_encoder_from_checkpoint({'meta': {'clinical_encoder': state}}) == encoder
     assert clinical_encoder_from_checkpoint({'meta': {}}) is None
+
+
+def test_log10p_transform_before_standardising_and_kept_in_the_state():
+    variables = [dict(name='ebv', kind='numeric', transform='log10p')]
+    encoder = ClinicalEncoder(variables).fit({'P1': {'ebv': '9'}, 'P2': {'ebv': '999'},
+                                              'P3': {'ebv': ''}})
+    assert encoder.mean['ebv'] == pytest.approx(2.0)  # log10(10), log10(1000)
+    assert encoder.scale['ebv'] == pytest.approx(1.0)
+    np.testing.assert_allclose(encoder.encode({'ebv': '99999'}), [3.0, 0.0])  # log10 = 5
+    np.testing.assert_allclose(encoder.encode({'ebv': '0'}), [-2.0, 0.0])  # undetectable
+    again = ClinicalEncoder.from_state_dict(json.loads(json.dumps(encoder.state_dict())))
+    np.testing.assert_allclose(again.encode({'ebv': '99999'}), [3.0, 0.0])
+    with pytest.raises(DataPrepError, match="patient P9.*'ebv'.*negative"):
+        encoder.encode({'ebv': '-1'}, patient_id='P9')
+    with pytest.raises(ValueError, match='transform'):
+        ClinicalEncoder([dict(name='ebv', kind='numeric', transform='log')])
+    region_fusion = Config.fromfile(str(CONFIG_DIR / 'msom_fusion_cpu.py'))
+    assert ClinicalEncoder(region_fusion.clinical_vars).num_features == 27  # + EBV DNA, missing

@@ -53,7 +53,11 @@ def test_region_recipes_read_mm_windows_and_train_per_patient(path):
     assert not any(t['type'] == 'Resize' for d in (train, val, test) for t in d.pipeline)
     assert cfg.train_dataloader.batch_sampler.type == 'PatientBatchSampler'
     assert cfg.model.loss_level == 'patient'
-    assert (cfg.model.clinical_vars == cfg.fusion_clinical_vars) is ('fusion' in path.stem)
+    # the region fusion recipe adds plasma EBV DNA to the slice configs' variables
+    assert (cfg.model.clinical_vars == cfg.fusion_clinical_vars_ebv) is ('fusion' in path.stem)
+    assert cfg.fusion_clinical_vars_ebv[:-1] == cfg.fusion_clinical_vars
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        assert loader.dataset.clinical_vars == cfg.model.clinical_vars
     assert cfg.train_cfg.type == 'IterBasedTrainLoop'
     assert [h['type'] for h in cfg.custom_hooks] == [
         'TrainPatientsHook', 'ClinicalEncoderHook', 'DetCheckpointGuardHook', 'SplitGuardHook']
