@@ -2,7 +2,7 @@
 
     python tools/late_fusion.py --image-scores IMG_TEST/patient_scores.csv IMG_VAL/patient_scores.csv \\
         --clinical-scores CLINICAL/patient_scores.csv --work-dir DIR [--fit-split val] \\
-        [--eval-split test]
+        [--eval-split test] [--more-image-scores NAME=FILE ...]
 
 ``--image-scores``: the image classifier's patient tables from ``tools/test.py``
 (its test run lists training + test patients; the validation patients' scores
@@ -17,6 +17,11 @@ scored. DIR receives metrics.json, patient_scores.csv, roc.png (as tools/test.py
 writes them), late_fusion.json (the coefficients) and comparison.csv: fused,
 clinical-only and image-only AUCs with DeLong CIs on the same patients, and the
 paired DeLong test of each against the fused score.
+
+``--more-image-scores nodes=N_TEST.csv nodes=N_VAL.csv primary=...``: more
+image models, one regression input each (e.g. one model per structure:
+``region_classes=[GTV]`` and ``[GTVln]``, so that a nodal and a primary-tumour
+signal are both used); the fused table keeps the patients every model scored.
 """
 from __future__ import annotations
 
@@ -38,7 +43,21 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     parser.add_argument('--fit-split', default='val',
                         help='patients the regression and cut-off are fitted on (val)')
     parser.add_argument('--eval-split', default='test', help='patients evaluated (test)')
+    parser.add_argument('--more-image-scores', nargs='+', default=[], metavar='NAME=FILE',
+                        help='more image models, NAME=patient_scores.csv (a name repeated for '
+                        'its test and val files)')
     return parser.parse_args(argv)
+
+
+def named_files(items) -> dict:
+    """NAME=FILE items -> {name: [files]}."""
+    out: dict = {}
+    for item in items:
+        name, sep, path = item.partition('=')
+        if not sep or not name or not path:
+            raise ValueError(f'--more-image-scores takes NAME=FILE, got {item!r}')
+        out.setdefault(name, []).append(Path(path))
+    return out
 
 
 def read_tables(paths) -> 'pd.DataFrame':
@@ -63,8 +82,10 @@ def main(argv: Optional[list] = None) -> int:
     from mmnpc.evaluation.model_comparison import compare_models
 
     try:
+        extra = {name: read_tables(paths)
+                 for name, paths in named_files(args.more_image_scores).items()}
         table = late_fusion_table(read_tables(args.image_scores),
-                                  read_tables(args.clinical_scores))
+                                  read_tables(args.clinical_scores), extra)
         table = table[table['split'].isin([args.fit_split, args.eval_split])]
         model = fit_late_fusion(table, fit_split=args.fit_split)
         fused = fused_patient_table(table, model)
@@ -72,15 +93,17 @@ def main(argv: Optional[list] = None) -> int:
                                             eval_split=args.eval_split)
         single = {name: fused.assign(score=table[column].to_numpy())
                   for name, column in (('clinical-only', 'clinical_score'),
-                                       ('image-only', 'image_score'))}
+                                       ('image-only', 'image_score'),
+                                       *((f'{e}-only', f'{e}_score') for e in extra))}
         comparison = compare_models({'late fusion': fused, **single}, 'late fusion',
                                     eval_split=args.eval_split)
     except (ValueError, FileNotFoundError, KeyError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
     evaluation.report['model'] = ('late fusion: logistic regression (L2, C=1) on logit(clinical-'
-                                  'only score) and logit(image score), fitted on the '
-                                  f'{args.fit_split} patients')
+                                  'only score) and logit(image score)'
+                                  + ''.join(f', logit({e} score)' for e in extra)
+                                  + f', fitted on the {args.fit_split} patients')
     evaluation.report.update({f'late_fusion_{k}': v for k, v in model.as_dict().items()})
     paths = write_msom_outputs(evaluation, args.work_dir)
     (args.work_dir / 'late_fusion.json').write_text(json.dumps(model.as_dict(), indent=2) + '\n',
@@ -88,7 +111,8 @@ def main(argv: Optional[list] = None) -> int:
     comparison.to_csv(args.work_dir / 'comparison.csv', index=False)
     print(f'late fusion fitted on {model.n_fit_patients} {args.fit_split} patients '
           f'({model.n_fit_positive} MSOM): {model.intercept:+.3f} '
-          f'{model.coef_clinical:+.3f} x logit(clinical) {model.coef_image:+.3f} x logit(image)')
+          f'{model.coef_clinical:+.3f} x logit(clinical) {model.coef_image:+.3f} x logit(image)'
+          + ''.join(f' {c:+.3f} x logit({e})' for e, c in model.coef_extra.items()))
     for row in comparison.itertuples():
         extra = '' if row.model == 'late fusion' else (
             f'; fused - this {row.difference_vs_reference:+.3f} '

@@ -22,11 +22,19 @@ Protocol (stacking, nothing fitted on reported patients):
 * the fused score's cut-off is Youden's J on the ``fit_split`` patients, and
   the test patients are only scored.
 
+Several image models: ``extra`` image tables (e.g. a model of the primary
+tumour's windows and one of the nodes', each trained on its structure alone, so
+that a nodal and a primary-tumour signal are kept apart and both used) add one
+input each, ``coef_extra[name] * logit(score)``; the table keeps the patients
+every model scored (a nodes-only model does not score a patient without nodes:
+the report says how many remain).
+
 Scores are clipped to [1e-6, 1 - 1e-6] before the logit.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Mapping, Optional
 
 import numpy as np
 import pandas as pd
@@ -47,11 +55,17 @@ class LateFusionModel:
     fit_split: str
     n_fit_patients: int
     n_fit_positive: int
+    coef_extra: dict = field(default_factory=dict)  # extra image model name -> coefficient
 
-    def score(self, clinical_score, image_score) -> np.ndarray:
-        """Fused MSOM probability of each patient."""
+    def score(self, clinical_score, image_score, **extra_scores) -> np.ndarray:
+        """Fused MSOM probability of each patient (``extra_scores``: name -> scores)."""
+        if set(extra_scores) != set(self.coef_extra):
+            raise ValueError(f'the fusion was fitted with extra image models '
+                             f'{sorted(self.coef_extra)}, got {sorted(extra_scores)}')
         z = (self.intercept + self.coef_clinical * _logit(clinical_score)
              + self.coef_image * _logit(image_score))
+        for name, coef in self.coef_extra.items():
+            z = z + coef * _logit(extra_scores[name])
         return expit(z)
 
     def as_dict(self) -> dict:
@@ -62,27 +76,43 @@ def _logit(values) -> np.ndarray:
     return logit(np.clip(np.asarray(values, dtype=np.float64), _EPS, 1 - _EPS))
 
 
-def late_fusion_table(image: pd.DataFrame, clinical: pd.DataFrame) -> pd.DataFrame:
-    """One row per patient scored by both models: ``patient_id``, ``split``, ``label``,
-    ``clinical_score``, ``image_score``.
+def late_fusion_table(image: pd.DataFrame, clinical: pd.DataFrame,
+                      extra: Optional[Mapping[str, pd.DataFrame]] = None) -> pd.DataFrame:
+    """One row per patient scored by every model: ``patient_id``, ``split``, ``label``,
+    ``clinical_score``, ``image_score`` and ``<name>_score`` per ``extra`` table.
 
-    Both tables have the columns of a ``patient_scores.csv`` (``patient_id``,
+    Every table has the columns of a ``patient_scores.csv`` (``patient_id``,
     ``split``, ``score``, ``label``). Raises ValueError when a patient's split or
-    label differ between them (two cohorts mixed up).
+    label differ between them (two cohorts mixed up), or an extra name clashes.
     """
     columns = ['patient_id', 'split', 'score', 'label']
-    merged = image[columns].astype({'patient_id': str}).merge(
-        clinical[columns].astype({'patient_id': str}), on='patient_id',
-        suffixes=('_image', '_clinical'))
-    for column in ('split', 'label'):
-        differ = merged[merged[f'{column}_image'] != merged[f'{column}_clinical']]
-        if len(differ):
-            raise ValueError(f'the image and clinical tables disagree on the {column} of '
-                             f'patients {sorted(differ["patient_id"])[:5]}')
-    return pd.DataFrame({'patient_id': merged['patient_id'], 'split': merged['split_image'],
-                         'label': merged['label_image'].astype(int),
-                         'clinical_score': merged['score_clinical'].astype(float),
-                         'image_score': merged['score_image'].astype(float)})
+    tables = {'image': image, 'clinical': clinical, **dict(extra or {})}
+    if len(tables) != 2 + len(extra or {}):
+        raise ValueError('extra image models may not be named image or clinical')
+    merged = None
+    for name, table in tables.items():
+        part = table[columns].astype({'patient_id': str}).rename(
+            columns={c: f'{c}_{name}' for c in columns if c != 'patient_id'})
+        merged = part if merged is None else merged.merge(part, on='patient_id')
+    for name in list(tables)[1:]:
+        for column in ('split', 'label'):
+            differ = merged[merged[f'{column}_image'] != merged[f'{column}_{name}']]
+            if len(differ):
+                raise ValueError(f'the image and {name} tables disagree on the {column} of '
+                                 f'patients {sorted(differ["patient_id"])[:5]}')
+    out = pd.DataFrame({'patient_id': merged['patient_id'], 'split': merged['split_image'],
+                        'label': merged['label_image'].astype(int),
+                        'clinical_score': merged['score_clinical'].astype(float),
+                        'image_score': merged['score_image'].astype(float)})
+    for name in extra or {}:
+        out[f'{name}_score'] = merged[f'score_{name}'].astype(float)
+    return out
+
+
+def extra_names(table: pd.DataFrame) -> list[str]:
+    """Names of the extra image models in a :func:`late_fusion_table`."""
+    return [c[:-len('_score')] for c in table.columns
+            if c.endswith('_score') and c not in FEATURES]
 
 
 def fit_late_fusion(table: pd.DataFrame, fit_split: str = 'val', c: float = 1.0
@@ -96,17 +126,20 @@ def fit_late_fusion(table: pd.DataFrame, fit_split: str = 'val', c: float = 1.0
     if len(np.unique(labels)) < 2:
         raise ValueError(f'late fusion is fitted on the {fit_split!r} patients, which need both '
                          f'labels ({len(fit)} patients, {int(labels.sum())} with MSOM)')
-    x = np.column_stack([_logit(fit[name]) for name in FEATURES])
+    extra = extra_names(table)
+    x = np.column_stack([_logit(fit[name]) for name in (*FEATURES, *(f'{e}_score' for e in extra))])
     model = LogisticRegression(C=c, solver='lbfgs', max_iter=1000).fit(x, labels)
     return LateFusionModel(float(model.intercept_[0]), float(model.coef_[0, 0]),
                            float(model.coef_[0, 1]), fit_split, int(len(fit)),
-                           int(labels.sum()))
+                           int(labels.sum()),
+                           {e: float(model.coef_[0, 2 + k]) for k, e in enumerate(extra)})
 
 
 def fused_patient_table(table: pd.DataFrame, model: LateFusionModel) -> pd.DataFrame:
     """``table`` as a patient table (``score`` = fused probability, ``n_slices`` = 0)
     for :func:`~mmnpc.evaluation.evaluate_patient_table`."""
     out = table[['patient_id', 'split', 'label']].copy()
-    out['score'] = model.score(table['clinical_score'], table['image_score'])
+    out['score'] = model.score(table['clinical_score'], table['image_score'],
+                               **{e: table[f'{e}_score'] for e in extra_names(table)})
     out['n_slices'] = 0
     return out[['patient_id', 'split', 'score', 'label', 'n_slices']]

@@ -62,3 +62,30 @@ def test_tables_of_different_cohorts_are_refused():
     one_label.loc[one_label['split'] == 'val', 'label'] = 0
     with pytest.raises(ValueError, match='both'):
         fit_late_fusion(one_label)
+
+
+def test_a_model_per_structure_adds_one_input_each_on_common_patients():
+    """A nodes-only model's score is a third input; patients it did not score (no nodes)
+    leave the table; the fit matches sklearn on the validation rows of all three."""
+    image, clinical = _tables(seed=3)
+    rng = np.random.default_rng(5)
+    nodes = image.assign(score=expit(rng.normal(size=len(image))
+                                     + 1.5 * image['label'].to_numpy()))
+    nodes = nodes.iloc[10:]  # ten patients without nodes
+    table = late_fusion_table(image, clinical, {'nodes': nodes})
+    assert len(table) == len(image) - 10 and 'nodes_score' in table
+    model = fit_late_fusion(table, fit_split='val')
+    val = table[table['split'] == 'val']
+    x = np.column_stack([np.log(val[c] / (1 - val[c]))
+                         for c in ('clinical_score', 'image_score', 'nodes_score')])
+    reference = LogisticRegression(C=1.0, max_iter=1000).fit(x, val['label'])
+    assert [model.coef_clinical, model.coef_image, model.coef_extra['nodes']] == \
+        pytest.approx(reference.coef_[0].tolist(), rel=1e-4)
+    fused = fused_patient_table(table, model)
+    assert fused['score'].to_numpy() == pytest.approx(
+        reference.predict_proba(np.column_stack([np.log(table[c] / (1 - table[c])) for c in (
+            'clinical_score', 'image_score', 'nodes_score')]))[:, 1], rel=1e-6)
+    with pytest.raises(ValueError, match='extra image models'):
+        model.score(table['clinical_score'], table['image_score'])
+    with pytest.raises(ValueError, match='named image or clinical'):
+        late_fusion_table(image, clinical, {'clinical': nodes})
