@@ -44,7 +44,7 @@ import pandas as pd
 
 from ..datasets.slice_selection import (evenly_spaced, select_regions, select_slices,
                                         tumour_area_by_image)
-from ..datasets.regions import mean_by_slice
+from ..models.bag_pooling import patient_score_of, unit_patient_score
 from .binary_stats import delong_paired_test
 from .msom_report import MsomEvaluation, evaluate_patient_table
 
@@ -127,13 +127,12 @@ def score_patient(images: Sequence[dict], cohort: CohortInputs,
     detected = set(found)
     units = [(position[i], box) for i, box in units if i in position]
     contour_scores = score_units_fn([slices[k] for k, _ in units], [box for _, box in units],
-                                    spacing_mm=spacing) if units else []
-    by_slice = mean_by_slice([k for k, _ in units], contour_scores)
+                                    spacing_mm=spacing) if units else None
     hits = len(tumour & detected)
     return {
-        'contour_score': float(np.mean(list(by_slice.values()))) if by_slice else math.nan,
-        'end_to_end_score': float(np.mean(list(slice_scores.values()))) if slice_scores
-        else math.nan,
+        'contour_score': (unit_patient_score([k for k, _ in units], contour_scores)
+                          if units else math.nan),
+        'end_to_end_score': patient_score_of(slice_scores) if slice_scores else math.nan,
         'n_slices': len(images), 'n_slices_looked_at': len(looked),
         'n_slices_detected': len(detected), 'n_slices_scored': len(slice_scores),
         'n_tumour_slices': len(tumour), 'n_tumour_slices_detected': hits,

@@ -46,6 +46,7 @@ from data_prep.types import PreparedSequence
 from mmnpc.datasets.regions import RegionSpec, crop_region, mean_by_slice
 from mmnpc.datasets.slice_selection import evenly_spaced_positions, largest_regions
 from mmnpc.inference.slice_detector import SliceDetections, SliceDetector
+from mmnpc.models.bag_pooling import SliceScores, patient_score_of, unit_patient_score
 
 
 @dataclass
@@ -143,6 +144,9 @@ def score_slices(images: Sequence[np.ndarray], classifier, cfg,
     Runs ``batch_size`` slices at a time, so memory does not grow with the number
     of tumour slices (a full-size patient can have over a hundred).
     """
+    if pools_by_attention(classifier):
+        raise ValueError("prediction pools by attention for region models only (a config with "
+                         "CropRegion); this slice model has bag_pooling='attention'")
     size = classifier_input_size(cfg)
     device = next(classifier.parameters()).device
     vector = None if clinical is None else torch.from_numpy(np.asarray(clinical, np.float32))
@@ -185,24 +189,37 @@ def detected_regions(found: Mapping[int, SliceDetections], classes: Sequence[str
 
 def score_regions(images: Sequence[np.ndarray], regions: Sequence[Mapping],
                   spacing_mm: Sequence[float], classifier, spec: RegionSpec,
-                  clinical: Optional[np.ndarray], batch_size: int = 16) -> np.ndarray:
-    """MSOM probability of each region window (``images`` indexed by ``slice_index``)."""
+                  clinical: Optional[np.ndarray], batch_size: int = 16):
+    """MSOM probability of each region window (``images`` indexed by ``slice_index``);
+    for a model that pools by attention the tuple (probabilities, logits, attention)."""
     device = next(classifier.parameters()).device
     vector = None if clinical is None else torch.from_numpy(np.asarray(clinical, np.float32))
-    scores = []
+    attention_model = pools_by_attention(classifier)
+    parts: list = []
     for start in range(0, len(regions), batch_size):
         crops = np.stack([crop_region(images[r['slice_index']], r['region_box'], spacing_mm, spec)
                           for r in regions[start:start + batch_size]])
         tensor = torch.from_numpy(crops)[:, None].to(device)
-        scores.append(classifier.score_slices(tensor, vector).cpu().numpy().astype(float))
-    return np.concatenate(scores) if scores else np.zeros(0)
+        out = (classifier.score_slices(tensor, vector, details=True) if attention_model
+               else classifier.score_slices(tensor, vector))
+        parts.append([t.cpu().numpy().astype(float) for t in out] if attention_model
+                     else [out.cpu().numpy().astype(float)])
+    columns = [np.concatenate(c) if c else np.zeros(0) for c in zip(*parts)] if parts else \
+        [np.zeros(0)] * (3 if attention_model else 1)
+    return tuple(columns) if attention_model else columns[0]
+
+
+def pools_by_attention(classifier) -> bool:
+    """Whether the classifier's patient score is attention-pooled (bag_pooling)."""
+    return getattr(classifier, 'bag_pooling', 'mean') == 'attention'
 
 
 def score_contour_units(images: Sequence[np.ndarray], boxes: Sequence[Optional[Sequence[float]]],
                         classifier, cfg, clinical: Optional[np.ndarray],
                         spacing_mm: Optional[Sequence[float]] = None) -> np.ndarray:
     """Scores of given slices (a slice model) or of the windows around ``boxes`` on them
-    (a region model; one box per image), for the contour-based score."""
+    (a region model; one box per image), for the contour-based score; for a model that
+    pools by attention the tuple (probabilities, logits, attention), as :func:`score_regions`."""
     spec = region_spec(cfg)
     if spec is None:
         return score_slices(images, classifier, cfg, clinical)
@@ -232,8 +249,11 @@ def detect_and_score(images: Sequence[np.ndarray], detector: SliceDetector, clas
         if spacing_mm is None:
             raise ValueError('a region classifier needs the pixel spacing of the slices (spacing_mm)')
         regions = detected_regions(found, detector.classes, cls_cfg)
-        scores = score_regions(images, regions, spacing_mm, classifier, spec, clinical_vector)
-        return found, looked, mean_by_slice([r['slice_index'] for r in regions], scores)
+        scored = score_regions(images, regions, spacing_mm, classifier, spec, clinical_vector)
+        indices = [r['slice_index'] for r in regions]
+        probs = scored[0] if isinstance(scored, tuple) else scored
+        pooled = unit_patient_score(indices, scored) if regions else None
+        return found, looked, SliceScores(mean_by_slice(indices, probs), pooled)
     chosen = slices_to_score(found, cls_cfg)
     if not chosen:
         return found, looked, {}
@@ -265,9 +285,10 @@ def predict_patient(patient_dir: Path, detector: SliceDetector, classifier, cls_
 
 def with_scores(pred: PatientPrediction, slice_scores: Mapping[int, float],
                 cutoff: float) -> PatientPrediction:
-    """``pred`` with its slice scores, their mean (the MSOM score) and risk group set."""
+    """``pred`` with its slice scores, the patient's pooled score (the MSOM score: the mean
+    of the slices', or the attention-pooled one) and risk group set."""
+    pred.msom_score = patient_score_of(slice_scores)
     pred.slice_scores = {int(i): float(s) for i, s in slice_scores.items()}
-    pred.msom_score = float(np.mean(list(pred.slice_scores.values())))
     pred.risk_group = 'high' if pred.msom_score >= cutoff else 'low'
     return pred
 

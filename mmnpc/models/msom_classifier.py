@@ -18,6 +18,7 @@ from .feature_standardizer import RunningStandardizer
 
 MODES: tuple[str, ...] = ('loss', 'predict', 'tensor')
 LOSS_LEVELS: tuple[str, ...] = ('instance', 'patient')
+BAG_POOLINGS: tuple[str, ...] = ('mean', 'attention')
 
 
 @MODELS.register_module()
@@ -58,6 +59,15 @@ class MsomClassifier(BaseModel):
             averaged (mean pooling) and one BCE term per patient compares the
             pooled logit with the label (use ``PatientBatchSampler`` so that
             a batch holds whole bags). Prediction is the same in both.
+        bag_pooling: how ``loss_level='patient'`` pools a patient's logits:
+            ``'mean'`` (default) or ``'attention'`` (attention-based MIL, Ilse
+            et al. 2018: a small network scores each sample's standardised
+            image feature, ``a = w^T tanh(V h)``, and the patient logit is the
+            softmax(a)-weighted sum of its samples' logits). With attention,
+            every predicted sample also carries ``pred_logit`` and
+            ``pred_attention``, and evaluation and prediction pool the same way
+            (:mod:`mmnpc.models.bag_pooling`).
+        attention_hidden: width of the attention network's hidden layer.
         det_checkpoint: stage-1 checkpoint whose ``backbone.`` / ``neck.``
             weights :meth:`init_weights` loads (``tools/train.py
             --det-checkpoint``); None = random initialisation.
@@ -72,6 +82,8 @@ class MsomClassifier(BaseModel):
                  clinical_vars: Sequence[Mapping] = (),
                  standardize_image_features: bool = True,
                  loss_level: str = 'instance',
+                 bag_pooling: str = 'mean',
+                 attention_hidden: int = 128,
                  det_checkpoint: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
@@ -92,6 +104,15 @@ class MsomClassifier(BaseModel):
         if loss_level not in LOSS_LEVELS:
             raise ValueError(f'loss_level {loss_level!r} not in {LOSS_LEVELS}')
         self.loss_level = loss_level
+        if bag_pooling not in BAG_POOLINGS:
+            raise ValueError(f'bag_pooling {bag_pooling!r} not in {BAG_POOLINGS}')
+        if bag_pooling == 'attention' and loss_level != 'patient':
+            raise ValueError("bag_pooling='attention' pools a patient's samples: it needs "
+                             "loss_level='patient' (and PatientBatchSampler)")
+        self.bag_pooling = bag_pooling
+        self.attention = (nn.Sequential(nn.Linear(self.neck.out_channels, attention_hidden),
+                                        nn.Tanh(), nn.Linear(attention_hidden, 1))
+                          if bag_pooling == 'attention' else None)
         self.det_checkpoint = det_checkpoint
 
     def init_weights(self) -> None:
@@ -122,11 +143,17 @@ class MsomClassifier(BaseModel):
                              f'({batch_size}, {self.num_clinical}) = {self.clinical_feature_names}')
         return clinical
 
+    def _outputs(self, inputs: Tensor, clinical: Optional[Tensor]
+                 ) -> tuple[Tensor, Optional[Tensor]]:
+        """(logits (N, 1), attention scores (N,) or None without attention pooling)."""
+        image = self.image_norm(self.extract_feat(inputs))
+        attention = None if self.attention is None else self.attention(image).view(-1)
+        features = image if clinical is None else torch.cat(
+            [image, clinical.to(image.dtype)], dim=1)
+        return self.fc(features), attention
+
     def _logits(self, inputs: Tensor, clinical: Optional[Tensor]) -> Tensor:
-        features = self.image_norm(self.extract_feat(inputs))
-        if clinical is not None:
-            features = torch.cat([features, clinical.to(features.dtype)], dim=1)
-        return self.fc(features)
+        return self._outputs(inputs, clinical)[0]
 
     def forward(self, inputs: Tensor, data_samples: Optional[List[BaseDataElement]] = None,
                 mode: str = 'tensor'):
@@ -144,27 +171,35 @@ class MsomClassifier(BaseModel):
         """Binary cross-entropy between logits and the patients' labels: per sample, or
         per patient on the mean logit of its samples (``loss_level``)."""
         clinical = self._clinical_batch(data_samples, inputs.shape[0], inputs.device)
-        logits = self._logits(inputs, clinical).view(-1)
+        logits, attention = self._outputs(inputs, clinical)
+        logits = logits.view(-1)
         labels = torch.stack([sample.gt_label for sample in data_samples]).to(logits).view(-1)
         if self.loss_level == 'patient':
             logits, labels = patient_mean_logits(
-                logits, labels, [sample.metainfo['patient_id'] for sample in data_samples])
+                logits, labels, [sample.metainfo['patient_id'] for sample in data_samples],
+                attention)
         return {'loss_bce': self.loss_fn(logits, labels)}
 
     def predict(self, inputs: Tensor, data_samples: Optional[List[BaseDataElement]] = None
                 ) -> List[BaseDataElement]:
-        """The data samples (new empty ones if None) with ``pred_score`` = sigmoid(logit), (1,)."""
+        """The data samples (new empty ones if None) with ``pred_score`` = sigmoid(logit), (1,);
+        with attention pooling also ``pred_logit`` (1,) and ``pred_attention`` (1,)."""
         clinical = self._clinical_batch(data_samples, inputs.shape[0], inputs.device)
-        scores = torch.sigmoid(self._logits(inputs, clinical))
+        logits, attention = self._outputs(inputs, clinical)
+        scores = torch.sigmoid(logits)
         if data_samples is None:
             data_samples = [BaseDataElement() for _ in range(inputs.shape[0])]
-        for sample, score in zip(data_samples, scores):
+        for k, (sample, score) in enumerate(zip(data_samples, scores)):
             sample.pred_score = score.detach()
+            if attention is not None:
+                sample.pred_logit = logits[k].detach()
+                sample.pred_attention = attention[k:k + 1].detach()
         return data_samples
 
     # ------------------------------------------------------------- python API
     @torch.no_grad()
-    def score_slices(self, images: Tensor, clinical: Optional[Tensor] = None) -> Tensor:
+    def score_slices(self, images: Tensor, clinical: Optional[Tensor] = None,
+                     details: bool = False):
         """MSOM probability of each slice of one patient, for prediction code.
 
         Args:
@@ -174,9 +209,12 @@ class MsomClassifier(BaseModel):
             clinical: the patient's encoded vector (C,) or per-slice (N, C)
                 (:meth:`ClinicalEncoder.encode`); None for an image-only model.
 
+            details: also return the logits and attention scores.
+
         Returns:
-            float tensor (N,) of sigmoid probabilities. Runs in eval mode
-            (BatchNorm running statistics) and restores the previous mode.
+            float tensor (N,) of sigmoid probabilities; with ``details`` the
+            tuple (probabilities, logits (N,), attention (N,) or None). Runs in
+            eval mode (BatchNorm running statistics) and restores the previous mode.
         """
         if images.dim() != 4 or images.shape[1] not in (1, 3):
             raise ValueError('images must be (N, 3, H, W) or (N, 1, H, W), got '
@@ -201,14 +239,19 @@ class MsomClassifier(BaseModel):
         was_training = self.training
         self.eval()
         try:
-            return torch.sigmoid(self._logits(inputs, vector)).view(-1)
+            logits, attention = self._outputs(inputs, vector)
         finally:
             self.train(was_training)
+        if details:
+            return (torch.sigmoid(logits).view(-1), logits.view(-1),
+                    None if attention is None else attention.view(-1))
+        return torch.sigmoid(logits).view(-1)
 
 
-def patient_mean_logits(logits: Tensor, labels: Tensor, patient_ids: Sequence[str]
-                        ) -> tuple[Tensor, Tensor]:
-    """(mean logit, label) per patient, in order of first appearance.
+def patient_mean_logits(logits: Tensor, labels: Tensor, patient_ids: Sequence[str],
+                        attention: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+    """(pooled logit, label) per patient, in order of first appearance: the mean logit,
+    or with ``attention`` (N,) the softmax(attention)-weighted sum of the patient's logits.
 
     Raises ValueError when one patient's samples carry different labels.
     """
@@ -221,6 +264,9 @@ def patient_mean_logits(logits: Tensor, labels: Tensor, patient_ids: Sequence[st
         label = labels[index]
         if not torch.all(label == label[0]):
             raise ValueError(f'patient {patient_id}: samples with different labels in one batch')
-        pooled.append(logits[index].mean())
+        if attention is None:
+            pooled.append(logits[index].mean())
+        else:
+            pooled.append((torch.softmax(attention[index], dim=0) * logits[index]).sum())
         bag_labels.append(label[0])
     return torch.stack(pooled), torch.stack(bag_labels)

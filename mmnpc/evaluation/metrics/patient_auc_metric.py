@@ -67,19 +67,27 @@ class PatientAUCMetric(BaseMetric):
         self.last_evaluation: Optional[MsomEvaluation] = None
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
-        """Keep (patient_id, split, score, label, slice_id) of every sample (slice or region)."""
+        """Keep (patient_id, split, score, label, slice_id) of every sample (slice or region),
+        and its logit and attention score when the model pools by attention."""
         for sample in data_samples:
             patient_id = str(_field(sample, 'patient_id'))
-            self.results.append({
+            row = {
                 'patient_id': patient_id,
                 'split': str(_field(sample, 'split')),
                 'score': _slice_score(_field(sample, 'pred_score'), patient_id),
                 'label': _slice_label(_field(sample, 'gt_label'), patient_id),
-                'slice_id': sample.get('img_id', len(self.results))})
+                'slice_id': sample.get('img_id', len(self.results))}
+            if 'pred_attention' in sample:
+                row['logit'] = float(_as_array(_field(sample, 'pred_logit'))[0])
+                row['attention'] = float(_as_array(sample['pred_attention'])[0])
+            self.results.append(row)
 
     def compute_metrics(self, results: list) -> dict:
         """Aggregate per patient and evaluate; warns for every undefined value."""
-        table = patient_scores(pd.DataFrame(results, columns=[*SLICE_COLUMNS, 'slice_id']))
+        columns = [*SLICE_COLUMNS, 'slice_id']
+        if results and 'attention' in results[0]:
+            columns += ['logit', 'attention']
+        table = patient_scores(pd.DataFrame(results, columns=columns))
         evaluation = evaluate_patient_table(
             table, cutoff=self.cutoff, level=self.ci_level,
             train_split=self.train_split, eval_split=self.eval_split)

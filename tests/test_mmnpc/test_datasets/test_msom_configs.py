@@ -11,7 +11,8 @@ from mmengine.config import Config
 from mmnpc.utils import set_data_root
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs'
-REGION_CONFIGS = [CONFIG_DIR / 'msom_cet1_cpu.py', CONFIG_DIR / 'msom_fusion_cpu.py']
+REGION_CONFIGS = [CONFIG_DIR / 'msom_cet1_cpu.py', CONFIG_DIR / 'msom_fusion_cpu.py',
+                  CONFIG_DIR / 'msom_cet1_cpu_attention.py']
 CONFIGS = sorted(set(CONFIG_DIR.glob('msom_*.py')) - set(REGION_CONFIGS))
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -33,7 +34,7 @@ def test_the_issue_lists_these_configs():
 
 
 def test_the_region_recipes_exist():
-    assert sorted(CONFIG_DIR.glob('msom_*_cpu.py')) == sorted(REGION_CONFIGS)
+    assert sorted(CONFIG_DIR.glob('msom_*_cpu*.py')) == sorted(REGION_CONFIGS)
 
 
 @pytest.mark.parametrize('path', REGION_CONFIGS, ids=[p.stem for p in REGION_CONFIGS])
@@ -53,6 +54,8 @@ def test_region_recipes_read_mm_windows_and_train_per_patient(path):
     assert not any(t['type'] == 'Resize' for d in (train, val, test) for t in d.pipeline)
     assert cfg.train_dataloader.batch_sampler.type == 'PatientBatchSampler'
     assert cfg.model.loss_level == 'patient'
+    assert cfg.model.get('bag_pooling', 'mean') == ('attention' if 'attention' in path.stem
+                                                    else 'mean')
     # the region fusion recipe adds plasma EBV DNA to the slice configs' variables
     assert (cfg.model.clinical_vars == cfg.fusion_clinical_vars_ebv) is ('fusion' in path.stem)
     assert cfg.fusion_clinical_vars_ebv[:-1] == cfg.fusion_clinical_vars

@@ -182,3 +182,23 @@ def test_report_auc_equals_delong_on_val_means():
     interval = delong_auc_ci(val_scores, val_labels, level=0.9)
     assert (report['auc'], report['auc_ci_low'], report['auc_ci_high']) == pytest.approx(
         (interval.auc, interval.ci_low, interval.ci_high))
+
+
+def test_samples_with_attention_are_pooled_by_attention():
+    """A model with bag_pooling='attention' adds pred_logit / pred_attention: the patient
+    score is the attention-pooled one (mmnpc.models.bag_pooling), not the mean."""
+    from scipy.special import expit, logit, softmax
+    samples = _samples()
+    attention = np.linspace(-1.0, 2.0, len(samples))
+    for sample, a in zip(samples, attention):
+        sample['pred_logit'] = torch.tensor([float(logit(sample['pred_score'][0]))])
+        sample['pred_attention'] = torch.tensor([a])
+    metric = PatientAUCMetric(eval_split='val')
+    metric.process({}, samples)
+    metric.compute_metrics(metric.results)
+    table = metric.last_evaluation.table.set_index('patient_id')
+    rows = [(s['patient_id'], float(s['pred_logit'][0]), a) for s, a in zip(samples, attention)]
+    for patient in ('T2', 'V3'):
+        logits = np.array([r[1] for r in rows if r[0] == patient])
+        weights = softmax([r[2] for r in rows if r[0] == patient])
+        assert table.loc[patient, 'score'] == pytest.approx(expit(weights @ logits))

@@ -359,3 +359,36 @@ def test_cam_explains_each_scored_sample_and_is_written(patient, tmp_path, confi
                               cams=cams)
     assert len(record['cam']) == len(cams)
     assert all((tmp_path / 'out' / c['file']).is_file() for c in record['cam'])
+
+
+def test_an_attention_model_is_pooled_by_attention_in_prediction(patient):
+    """With bag_pooling='attention' the MSOM score is sigmoid(softmax(a) . logit) over the
+    scored windows (the training and evaluation rule), not the mean of the slice scores."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    from scipy.special import expit, softmax
+
+    import mmnpc  # noqa: F401
+    root, slices, _ = patient
+    cfg = Config.fromfile(str(REPO / 'configs' / 'msom_cet1_cpu_attention.py'))
+    init_default_scope('mmdet')
+    import torch
+    torch.manual_seed(1)
+    model = MODELS.build(cfg.model).eval()
+    # windows that differ in logit and attention (an untrained model scores them all alike)
+    model.attention[-1].weight.data.normal_(0, 2.0)
+    model.fc.weight.data.normal_(0, 1.5)
+    fed = []
+    original = model.score_slices
+
+    def capture(images, clinical=None, details=False):
+        fed.append(images.clone())
+        return original(images, clinical, details=details)
+
+    model.score_slices = capture
+    pred = predict_patient(root, OracleDetector(slices), model, cfg, None, cutoff=0.5,
+                           options=PredictOptions(sequence='cet1'))
+    _, logits, attention = original(torch_cat(fed), details=True)
+    expected = float(expit(softmax(attention.numpy()) @ logits.numpy()))
+    assert pred.msom_score == pytest.approx(expected, rel=1e-5)
+    assert pred.msom_score != pytest.approx(np.mean(list(pred.slice_scores.values())), rel=0.02)

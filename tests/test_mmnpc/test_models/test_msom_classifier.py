@@ -67,7 +67,7 @@ def test_backbone_neck_and_normalisation_are_the_detectors(path):
     backbone = msom.model.backbone.to_dict()
     # frozen BN statistics when fine-tuning at batch 2; the region recipes (*_cpu) learn them
     # from batches of 32 windows of 8 patients
-    assert backbone.pop('norm_eval') is (not path.stem.endswith('_cpu'))
+    assert backbone.pop('norm_eval') is (not path.stem.removesuffix('_attention').endswith('_cpu'))
     assert backbone == {k: v for k, v in det.backbone.to_dict().items() if k != 'norm_eval'}
     assert msom.model.neck.to_dict() == det.neck.to_dict()
     for key in ('mean', 'std', 'bgr_to_rgb', 'pad_size_divisor'):
