@@ -68,7 +68,8 @@ def latent_aucs(rows: list[dict], plans: dict, eval_split: str) -> dict:
         if int(row['msom']) != int(plan.clinical['msom']):
             raise ValueError(f'patient {row["patient_id"]}: MSOM {row["msom"]} in clinical.csv, '
                              f'{plan.clinical["msom"]} in the re-planned cohort: --seed or '
-                             '--patients is not the one the cohort was made with')
+                             '--patients (or --generator-version: 1 for cohorts made before 2026-12-07) is not '
+                             'the one the cohort was made with')
     labels = np.array([int(row['msom']) for row in chosen])
     out = {}
     for latent in LATENTS:

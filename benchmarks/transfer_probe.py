@@ -136,20 +136,46 @@ def extract(arm: str, cfg, dataset, meta: list[dict], args: argparse.Namespace) 
     return window_features(model, dataset, args.batch_size, progress=progress, desc=arm)
 
 
+def _file_id(path) -> dict | None:
+    if not path:
+        return None
+    stat = Path(path).stat()
+    return {'path': str(Path(path).resolve()), 'bytes': stat.st_size, 'mtime': stat.st_mtime}
+
+
+def fingerprint(arm: str, args: argparse.Namespace) -> str:
+    """What an arm's features depend on besides the samples (config, weights, margin)."""
+    config = REPO / args.config if not Path(args.config).is_absolute() else Path(args.config)
+    record = {'arm': arm, 'config': _file_id(config),
+              'regions_per_structure': args.regions_per_structure}
+    if arm in ('detector', 'detector_roi'):
+        record['weights'] = _file_id(args.det_checkpoint)
+    elif arm in ('imagenet', 'coco'):
+        record['weights'] = _file_id(getattr(args, arm))
+    if arm == 'detector_roi':
+        record['margin_mm'] = args.margin_mm
+    return json.dumps(record, sort_keys=True)
+
+
 def arm_features(arm: str, cfg, dataset, meta: list[dict], args: argparse.Namespace
                  ) -> np.ndarray:
-    """The arm's (samples, C) features, from WORK_DIR/features/<arm>.npz when it exists."""
+    """The arm's (samples, C) features, from WORK_DIR/features/<arm>.npz when it exists
+    and was extracted from the same samples with the same config, weights and margin."""
     path = args.work_dir / 'features' / f'{arm}.npz'
     keys = np.array([f'{m["patient_id"]}|{m["img_path"]}|{m["region_box"]}' for m in meta])
+    made_with = fingerprint(arm, args)
     if path.is_file():
         stored = np.load(path)
         if not np.array_equal(stored['keys'], keys):
             raise SystemExit(f'{path} was extracted from other samples; delete it to re-extract')
+        if 'fingerprint' not in stored or str(stored['fingerprint']) != made_with:
+            raise SystemExit(f'{path} was extracted with other settings (config, weights or '
+                             f'margin) than {made_with}; delete it to re-extract')
         return stored['features']
     features = extract(arm, cfg, dataset, meta, args)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + '.tmp.npz')
-    np.savez(tmp, features=features, keys=keys)
+    np.savez(tmp, features=features, keys=keys, fingerprint=np.array(made_with))
     tmp.replace(path)
     return features
 

@@ -25,10 +25,10 @@ Outcome model (documented so results can be judged), ``generator_version`` 2
 
 * a standard-normal image latent ``z_img`` sets the primary tumour's size,
   internal texture, necrotic core and rim enhancement (strongest on CE-T1,
-  visible on all sequences), each through its own patient-level noise, and
-  the texture amplitude, the necrotic core's edge and the rim vary *within*
-  the tumour (smooth random fields, ~6 mm): no single slice shows the latent
-  exactly, more slices show it better;
+  visible on all sequences), each through a little patient-level noise, and
+  the texture amplitude, the necrotic core's edge and the rim depart from
+  slice to slice (one value per slice, smooth along z over ~3 mm): no single
+  slice shows the latent exactly, the tumour's slices together do;
 * a second image latent ``z_node`` sets the nodes' necrotic cores (central
   low CE-T1 signal with a rim) and the irregularity of their margins
   (extranodal extension), as NPC studies report nodal necrosis and ENE to
@@ -93,8 +93,8 @@ W_IMAGE, W_CLINICAL, RISK_NOISE_SD, RISK_INTERCEPT = 1.1, 1.1, 0.5, -0.55
 GENERATOR_VERSIONS: tuple[int, ...] = (1, 2)
 DEFAULT_GENERATOR_VERSION = 2
 W2_IMAGE, W2_NODE, W2_CLINICAL, RISK2_INTERCEPT = 0.95, 0.75, 1.0, -0.6
-# Version 2: SD of the patient-level noise between z_img and what the tumour shows, and of
-# the within-tumour fields (correlation length HETEROGENEITY_MM)
+# Version 2: SD of the patient-level noise between z_img and what the tumour shows; gains of
+# the per-slice departures (profiles along z, correlation HETEROGENEITY_Z_MM)
 TEXTURE_NOISE_SD, NECROSIS_NOISE_SD, RIM_NOISE_SD = 0.25, 0.03, 0.25
 CORE_JITTER, AMPLITUDE_JITTER, RIM_JITTER = 0.35, 0.6, 0.6  # per-slice departures
 HETEROGENEITY_Z_MM = 3.0
@@ -341,7 +341,11 @@ def plan_patient(index: int, seed: int, *, matrix: int = 128, pixel_mm: float = 
         rim_noise = extra.normal(0.0, RIM_NOISE_SD)
         node_necrosis = tuple(float(np.clip(0.22 + 0.22 * z_node + extra.normal(0.0, 0.08),
                                             0.0, 0.65)) for _ in nodes)
-        nodes = [_with_extranodal_extension(node, z_node, extra, grid) for node in nodes]
+        lobed: list[Lesion] = []
+        for k, node in enumerate(nodes):
+            others = [gtv, *lobed, *nodes[k + 1:]]
+            lobed.append(_with_extranodal_extension(node, z_node, extra, grid, others))
+        nodes = lobed
     return PatientPlan(
         patient_id=patient_id, index=index, grid=grid, anatomy_center=anatomy_center, z_img=z_img,
         clinical_score=clinical_score, oracle_risk=oracle, gtv=gtv, nodes=nodes,
@@ -804,15 +808,16 @@ def _node_signal(plan: PatientPlan, seq: str, parts, core_fraction: float,
 
 
 def _with_extranodal_extension(node: Lesion, z_node: float, rng: np.random.Generator,
-                               grid: Grid) -> Lesion:
+                               grid: Grid, others: Sequence[Lesion] = ()) -> Lesion:
     """The node with a lobulated margin whose depth rises with z_node (version 2); the
-    node as it was if the lobes would leave no slice cutting it."""
+    node as it was if the lobes would leave no slice cutting it or could touch ``others``."""
     amplitude = 0.12 * float(expit(2.0 * (z_node - 0.5)))
     lobes = (float(rng.choice([3.0, 4.0, 5.0])), amplitude, float(rng.uniform(0, 2 * np.pi)),
              float(rng.uniform(-1.0, 1.0)))
     lobed = Lesion(center=node.center, semi_axes=node.semi_axes, angle=node.angle,
                    harmonics=(*node.harmonics, lobes))
-    return lobed if _cut_by_grid(lobed, grid) else node
+    keep = _cut_by_grid(lobed, grid) and all(_apart(lobed, other) for other in others)
+    return lobed if keep else node
 
 
 def _slice_profile(rng: np.random.Generator, shape: tuple[int, int, int],

@@ -74,6 +74,13 @@ def read_tables(paths) -> 'pd.DataFrame':
     return table.drop_duplicates('patient_id', ignore_index=True)
 
 
+def dropped_patients(clinical, table, splits) -> dict:
+    """split -> clinical-table patients of that split the fused table lacks."""
+    kept = set(table['patient_id'])
+    return {split: int(sum(1 for p, s in zip(clinical['patient_id'], clinical['split'])
+                           if s == split and str(p) not in kept)) for split in splits}
+
+
 def main(argv: Optional[list] = None) -> int:
     args = parse_args(argv)
     from mmnpc.evaluation import evaluate_patient_table, write_msom_outputs
@@ -84,8 +91,9 @@ def main(argv: Optional[list] = None) -> int:
     try:
         extra = {name: read_tables(paths)
                  for name, paths in named_files(args.more_image_scores).items()}
-        table = late_fusion_table(read_tables(args.image_scores),
-                                  read_tables(args.clinical_scores), extra)
+        image, clinical = read_tables(args.image_scores), read_tables(args.clinical_scores)
+        table = late_fusion_table(image, clinical, extra)
+        dropped = dropped_patients(clinical, table, (args.fit_split, args.eval_split))
         table = table[table['split'].isin([args.fit_split, args.eval_split])]
         model = fit_late_fusion(table, fit_split=args.fit_split)
         fused = fused_patient_table(table, model)
@@ -105,6 +113,7 @@ def main(argv: Optional[list] = None) -> int:
                                   + ''.join(f', logit({e} score)' for e in extra)
                                   + f', fitted on the {args.fit_split} patients')
     evaluation.report.update({f'late_fusion_{k}': v for k, v in model.as_dict().items()})
+    evaluation.report['late_fusion_not_scored_by_every_model'] = dropped
     paths = write_msom_outputs(evaluation, args.work_dir)
     (args.work_dir / 'late_fusion.json').write_text(json.dumps(model.as_dict(), indent=2) + '\n',
                                                     encoding='utf-8')
@@ -120,6 +129,11 @@ def main(argv: Optional[list] = None) -> int:
             f'paired DeLong p {row.p_value:.3g}')
         print(f'{args.eval_split} {row.model}: AUC {row.auc:.3f} ({row.auc_ci_low:.3f}-'
               f'{row.auc_ci_high:.3f}), {row.n_patients} patients{extra}')
+    for split, count in dropped.items():
+        if count:
+            print(f'note: {count} {split} patients of the clinical table lack a score of some '
+                  'image model and are left out of the fusion (e.g. no nodes for a nodes-only '
+                  'model): the fused AUC is on the others')
     for note in evaluation.notes:
         print(f'note: {note}')
     print('written: ' + ', '.join(str(p) for p in [*paths.values(), args.work_dir / 'late_fusion.json',

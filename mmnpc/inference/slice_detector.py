@@ -129,7 +129,8 @@ class SliceDetector:
             scaled = []
             for sample, box in zip(data['data_samples'], boxes[start:start + self.batch_size]):
                 w_scale, h_scale = sample.metainfo['scale_factor']
-                box = torch.as_tensor(np.asarray(box, np.float32).reshape(-1, 4))
+                box = torch.as_tensor(np.asarray(box, np.float32).reshape(-1, 4),
+                                      device=feats[0].device)
                 scaled.append(box * box.new_tensor([w_scale, h_scale, w_scale, h_scale]))
             counts = [len(b) for b in scaled]
             if sum(counts) == 0:

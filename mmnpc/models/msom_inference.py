@@ -22,6 +22,10 @@ def init_msom_classifier(config: Union[str, Config], checkpoint: str, device: st
         clinical = torch.from_numpy(encoder.encode(row, patient_id))  # row: clinical.csv cells
         risk = model.score_slices(images, clinical).mean()            # images: (N, 3, H, W)
 
+    (the mean pooling of the slice configs; a model with ``bag_pooling='attention'``
+    pools ``model.score_slices(images, clinical, details=True)`` by
+    :func:`mmnpc.models.bag_pooling.pooled_score`, as ``tools/predict.py`` does).
+
     Raises:
         ValueError: the config is not a classifier (``task != 'msom'``), the
             checkpoint has no fitted clinical encoder while the model uses

@@ -80,14 +80,28 @@ def test_comparison_table_against_independent_figures(probe_script):
     assert 'detector | random_s1' in text and f'{test.difference:.3f}' in text
 
 
-def test_cached_features_of_other_samples_are_refused(probe_script, tmp_path):
-    args = probe_script.parse_args(['--data-root', 'x', '--work-dir', str(tmp_path)])
+def test_cached_features_of_other_samples_or_settings_are_refused(probe_script, tmp_path):
+    det = tmp_path / 'det.pth'
+    det.write_bytes(b'weights')
+    args = probe_script.parse_args(['--data-root', 'x', '--work-dir', str(tmp_path),
+                                    '--det-checkpoint', str(det)])
     meta = [{'patient_id': 'A', 'img_path': 'a.jpg', 'region_box': [0, 0, 1, 1]}]
-    (tmp_path / 'features').mkdir()
-    np.savez(tmp_path / 'features' / 'random_s0.npz', features=np.zeros((1, 2)),
-             keys=np.array(['B|b.jpg|[0, 0, 1, 1]']))
+    key = np.array(['A|a.jpg|[0, 0, 1, 1]'])
+    cache = tmp_path / 'features' / 'detector_roi.npz'
+    cache.parent.mkdir()
+    made_with = np.array(probe_script.fingerprint('detector_roi', args))
+    np.savez(cache, features=np.zeros((1, 2)), keys=np.array(['B|b.jpg|[0, 0, 1, 1]']),
+             fingerprint=made_with)
     with pytest.raises(SystemExit, match='other samples'):
-        probe_script.arm_features('random_s0', None, None, meta, args)
-    np.savez(tmp_path / 'features' / 'random_s0.npz', features=np.ones((1, 2)),
-             keys=np.array(['A|a.jpg|[0, 0, 1, 1]']))
-    assert probe_script.arm_features('random_s0', None, None, meta, args).tolist() == [[1, 1]]
+        probe_script.arm_features('detector_roi', None, None, meta, args)
+    np.savez(cache, features=np.ones((1, 2)), keys=key, fingerprint=made_with)
+    assert probe_script.arm_features('detector_roi', None, None, meta, args).tolist() == [[1, 1]]
+    for change in (['--margin-mm', '8'], ['--det-checkpoint', str(tmp_path / 'other.pth')]):
+        (tmp_path / 'other.pth').write_bytes(b'other weights')
+        other = probe_script.parse_args(['--data-root', 'x', '--work-dir', str(tmp_path),
+                                         '--det-checkpoint', str(det), *change])
+        with pytest.raises(SystemExit, match='other settings'):
+            probe_script.arm_features('detector_roi', None, None, meta, other)
+    np.savez(cache, features=np.ones((1, 2)), keys=key)  # no fingerprint: refused too
+    with pytest.raises(SystemExit, match='other settings'):
+        probe_script.arm_features('detector_roi', None, None, meta, args)

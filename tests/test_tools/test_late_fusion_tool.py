@@ -38,7 +38,10 @@ def test_a_model_per_structure_is_one_more_input(tool, tmp_path):
                              'score': expit(z + rng.normal(0, 0.3, n)), 'n_slices': 1})
     files = {}
     for name, z in (('clinical', clinical_z), ('primary', primary_z), ('nodes', node_z)):
-        files[name] = [_write(tmp_path / f'{name}_{s}.csv', table(z), s) for s in ('test', 'val')]
+        frame = table(z)
+        if name == 'nodes':  # four patients without nodes: not scored by the nodes model
+            frame = frame.iloc[4:]
+        files[name] = [_write(tmp_path / f'{name}_{s}.csv', frame, s) for s in ('test', 'val')]
     out = tmp_path / 'fused'
     assert tool.main(['--image-scores', *map(str, files['primary']),
                       '--clinical-scores', *map(str, files['clinical']), '--work-dir', str(out),
@@ -48,6 +51,8 @@ def test_a_model_per_structure_is_one_more_input(tool, tmp_path):
     comparison = pd.read_csv(out / 'comparison.csv').set_index('model')
     assert set(comparison.index) == {'late fusion', 'clinical-only', 'image-only', 'nodes-only'}
     assert comparison.loc['late fusion', 'auc'] > comparison.loc['image-only', 'auc'] + 0.05
-    assert comparison.loc['late fusion', 'n_patients'] == n // 2
+    assert comparison.loc['late fusion', 'n_patients'] == n // 2 - 2  # P000-P003: 2 test
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['late_fusion_not_scored_by_every_model'] == {'val': 2, 'test': 2}
     with pytest.raises(ValueError, match='NAME=FILE'):
         tool.named_files(['nodes'])

@@ -57,13 +57,13 @@ def _slice_with_patch(x0: int, y0: int) -> np.ndarray:
 
 def test_roi_features_follow_the_box_in_slice_pixels(detector):
     """The box is scaled with the image (512 -> 256 px): moving lesion and box together by
-    64 px (32 px at the detector's scale, a multiple of every FPN stride) leaves the RoI
-    features almost unchanged; moving the lesion alone changes them far more."""
+    64 px to the right (32 px at the detector's scale, a multiple of every FPN stride) leaves
+    the RoI features almost unchanged; moving the lesion alone changes them far more."""
     box = np.array([[190.0, 190.0, 262.0, 262.0]])
-    shift = 64.0
+    shift = np.array([64.0, 0.0, 64.0, 0.0])  # along x only: transposed boxes would not follow
     here = detector.roi_features([_slice_with_patch(194, 194)], [box])[0]
-    moved_both = detector.roi_features([_slice_with_patch(258, 258)], [box + shift])[0]
-    moved_lesion = detector.roi_features([_slice_with_patch(258, 258)], [box])[0]
+    moved_both = detector.roi_features([_slice_with_patch(258, 194)], [box + shift])[0]
+    moved_lesion = detector.roi_features([_slice_with_patch(258, 194)], [box])[0]
     assert here.shape == (1, 256)
     assert np.linalg.norm(moved_both - here) < 0.25 * np.linalg.norm(moved_lesion - here)
 
