@@ -11,13 +11,16 @@ DATA/clinical.csv (its ``split`` column), see
 (:func:`mmnpc.evaluation.evaluate_patient_table`): cut-off by Youden's J on
 the training patients, statistics on the evaluated split. DIR receives
 metrics.json, patient_scores.csv (training + evaluated patients) and roc.png,
-as tools/test.py writes them for a classifier. The evaluated split is 'test'
+as tools/test.py writes them for a classifier, and clinical_model.json (the
+fitted encoder and coefficients: ``tools/predict.py --clinical-model`` scores a
+new patient with it for late fusion). The evaluated split is 'test'
 when clinical.csv has test patients, else 'val' (with a note: there is no
 held-out test split).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -66,7 +69,7 @@ def main(argv: Optional[list] = None) -> int:
     args = parse_args(argv)
     from mmnpc.datasets.clinical_table import SPLIT_COLUMN, read_clinical_rows
     from mmnpc.evaluation import evaluate_patient_table, write_msom_outputs
-    from mmnpc.evaluation.clinical_baseline import MODEL_DESCRIPTION, clinical_logistic_scores
+    from mmnpc.evaluation.clinical_baseline import MODEL_DESCRIPTION, fit_clinical_model
 
     clinical_csv = Path(args.data_root) / 'clinical.csv'
     clinical_vars = config_clinical_vars(args.config)
@@ -79,8 +82,8 @@ def main(argv: Optional[list] = None) -> int:
         splits = {p: row[SPLIT_COLUMN] for p, row in rows.items()}
         eval_split, notes = choose_eval_split(splits, args.eval_split)
         used = {p: s for p, s in splits.items() if s in (TRAIN_SPLIT, eval_split)}
-        table = clinical_logistic_scores(clinical_csv, clinical_vars, used,
-                                         fit_split=TRAIN_SPLIT, seed=args.seed)
+        model, table = fit_clinical_model(clinical_csv, clinical_vars, used,
+                                          fit_split=TRAIN_SPLIT, seed=args.seed)
         evaluation = evaluate_patient_table(table, train_split=TRAIN_SPLIT, eval_split=eval_split)
     except (ValueError, FileNotFoundError) as err:  # DataPrepError too: names file / patient
         print(f'error: {err}', file=sys.stderr)
@@ -91,6 +94,9 @@ def main(argv: Optional[list] = None) -> int:
     evaluation.report['model'] = MODEL_DESCRIPTION
     evaluation.report['clinical_vars'] = [v['name'] for v in clinical_vars]
     paths = write_msom_outputs(evaluation, Path(args.work_dir))
+    paths['clinical_model'] = Path(args.work_dir) / 'clinical_model.json'
+    paths['clinical_model'].write_text(json.dumps(model.to_json(), indent=2) + '\n',
+                                       encoding='utf-8')
 
     report = evaluation.report
     print(f'clinical baseline ({len(clinical_vars)} variables), {eval_split}: '

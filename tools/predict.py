@@ -3,7 +3,8 @@
     python tools/predict.py PATIENT_DICOM_DIR --det-checkpoint DET.pth \\
         --cls-checkpoint CLS.pth --config configs/msom_fusion.py \\
         [--clinical clinical.json] [--cutoff X | --cutoff-file F] [--seg] --out DIR \\
-        [--det-score-thr THR | DET_VAL_METRICS.json] [--cam]
+        [--det-score-thr THR | DET_VAL_METRICS.json] [--cam] \
+        [--late-fusion FUSION_DIR --clinical-model CLINICAL/clinical_model.json]
 
 The folder name of PATIENT_DICOM_DIR is the patient id. Writes DIR/prediction.json
 (msom_score, risk_group, cutoff, the slices used with their detections in px and
@@ -19,6 +20,14 @@ A slice is used when a detection on it scores at least --det-score-thr, by defau
 the threshold the cut-off's file records (the end-to-end scores behind it used it),
 else 0.5; see mmnpc.inference.det_threshold.
 The detector and classifier must be of the same MR sequence.
+
+Late fusion (an image-only classifier combined with the clinical-only model,
+docs/stage2_regions.md): ``--late-fusion DIR`` (a tools/late_fusion.py output)
+and ``--clinical-model`` (tools/clinical_baseline.py's clinical_model.json)
+make the MSOM score the fused one: the regression of DIR/late_fusion.json on
+logit(clinical-only probability of --clinical) and logit(the image model's
+score), with DIR/metrics.json's cut-off (Youden on the patients it was fitted
+on) unless --cutoff is given; prediction.json keeps both inputs.
 """
 from __future__ import annotations
 
@@ -67,8 +76,35 @@ def parse_args() -> argparse.Namespace:
                         help='also write DIR/cam/*.png: Grad-CAM of every scored slice or '
                         'window, with its mass shares in the detected GTV / GTVln / ring / '
                         'elsewhere in prediction.json (mmnpc.inference.explain)')
+    parser.add_argument('--late-fusion', type=Path, metavar='FUSION_DIR',
+                        help='tools/late_fusion.py output: fuse the image score with the '
+                        'clinical-only model (needs --clinical-model and --clinical)')
+    parser.add_argument('--clinical-model', type=Path,
+                        help="tools/clinical_baseline.py's clinical_model.json (late fusion)")
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if (args.late_fusion is None) != (args.clinical_model is None):
+        parser.error('--late-fusion and --clinical-model go together')
+    if args.late_fusion is not None and args.clinical is None:
+        parser.error('--late-fusion needs the patient\'s --clinical values')
+    return args
+
+
+def late_fusion_inputs(args: argparse.Namespace):
+    """(fusion model, its cut-off, clinical model) or None; exits naming a bad file."""
+    if args.late_fusion is None:
+        return None
+    from mmnpc.evaluation.clinical_baseline import ClinicalModel
+    from mmnpc.evaluation.late_fusion import load_late_fusion
+    try:
+        fusion, cutoff = load_late_fusion(args.late_fusion)
+        clinical_model = ClinicalModel.load(args.clinical_model)
+    except (OSError, ValueError) as error:
+        sys.exit(f'error: {error}')
+    if fusion.coef_extra:
+        sys.exit(f'error: {args.late_fusion} fuses several image models '
+                 f'({sorted(fusion.coef_extra)}); tools/predict.py scores one')
+    return fusion, cutoff, clinical_model
 
 
 def main() -> int:
@@ -86,6 +122,7 @@ def main() -> int:
     from mmnpc.models import init_msom_classifier
 
     start = time.time()
+    fusion = late_fusion_inputs(args)
     try:
         choice = resolve_cutoff(args.cutoff, args.cutoff_file, args.cls_checkpoint,
                                 args.det_checkpoint)
@@ -110,6 +147,8 @@ def main() -> int:
     except ValueError as error:
         sys.exit(str(error))
     cutoff = choice.value
+    if fusion is not None and args.cutoff is None:
+        cutoff = fusion[1]  # the fused score's own cut-off
     options = PredictOptions(sequence=cls_cfg.sequence, det_score_thr=det_thr.value,
                              coarse_step=args.coarse_step)
     print(f'[predict] slice threshold {det_thr.value:.3f} ({det_thr.source})')
@@ -121,6 +160,17 @@ def main() -> int:
     settings = {'cutoff_source': choice.source, 'cutoff_rule': choice.rule,
                 'det_score_thr': det_thr.value, 'det_score_thr_source': det_thr.source,
                 'coarse_step': args.coarse_step, 'seconds': round(time.time() - start, 1)}
+    if fusion is not None and pred.msom_score is not None:
+        from mmnpc.inference.predict_patient import apply_late_fusion
+        try:
+            settings.update(apply_late_fusion(pred, fusion[0], fusion[2], values, cutoff))
+        except ValueError as error:
+            sys.exit(f'error: {error}')
+        settings['late_fusion'] = str(args.late_fusion)
+        if args.cutoff is None:
+            settings.update(cutoff_source=str(args.late_fusion / 'metrics.json'),
+                            cutoff_rule=f'Youden on the {fusion[0].fit_split} patients '
+                            '(late fusion)')
     cams = []
     if args.cam:
         from mmnpc.inference.explain import explain_prediction
@@ -130,10 +180,13 @@ def main() -> int:
     if pred.msom_score is None:
         print(no_detection_message(pred, det_thr.value))
         return NO_TUMOUR_EXIT
+    how = (f'late fusion of the image score {settings["image_score"]:.3f} and the clinical-only '
+           f'score {settings["clinical_score"]:.3f}' if fusion is not None
+           else f'pooled from {record["n_slices_scored"]} slice scores')
     print(f'[predict] {patient_id}: MSOM score {record["msom_score"]:.3f} '
-          f'({record["risk_group"]} risk, cut-off {cutoff:.3f}), mean of '
-          f'{record["n_slices_scored"]} slice scores ({record["n_slices_with_tumour"]} of '
-          f'{record["n_slices_total"]} slices hold tumour); written to {args.out}')
+          f'({record["risk_group"]} risk, cut-off {cutoff:.3f}), {how} '
+          f'({record["n_slices_with_tumour"]} of {record["n_slices_total"]} slices hold '
+          f'tumour); written to {args.out}')
     return 0
 
 

@@ -18,11 +18,14 @@ unchanged and its ``score`` can be paired with a classifier's for
 """
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
 from mmnpc.datasets.clinical_encoder import ClinicalEncoder
@@ -33,6 +36,45 @@ from mmnpc.datasets.clinical_table import patient_labels, read_clinical_rows
 LOGISTIC_PARAMS: dict = dict(C=1.0, solver='lbfgs', max_iter=1000)
 MODEL_DESCRIPTION = ('logistic regression on the encoded clinical vector (L2, C=1.0, lbfgs, '
                      'max_iter=1000), encoder and model fitted on the training patients')
+
+
+@dataclass
+class ClinicalModel:
+    """The fitted clinical-only model, for scoring a new patient (late fusion in
+    ``tools/predict.py``): the encoder's fitted state and the regression's coefficients.
+    ``tools/clinical_baseline.py`` writes it as ``clinical_model.json``."""
+
+    encoder: ClinicalEncoder
+    coef: np.ndarray  # (encoder.num_features,)
+    intercept: float
+    fit_split: str
+
+    def score(self, values: Mapping[str, Any], patient_id: str = '<unknown>') -> float:
+        """MSOM probability of one patient from its clinical values (clinical.csv columns;
+        '' / None = missing). Raises DataPrepError naming the patient for a bad value."""
+        return float(expit(self.intercept + self.encoder.encode(values, patient_id) @ self.coef))
+
+    def to_json(self) -> dict:
+        return {'model': MODEL_DESCRIPTION, 'encoder': self.encoder.state_dict(),
+                'coef': [float(c) for c in self.coef], 'intercept': self.intercept,
+                'fit_split': self.fit_split}
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> 'ClinicalModel':
+        encoder = ClinicalEncoder.from_state_dict(record['encoder'])
+        coef = np.asarray(record['coef'], dtype=np.float64)
+        if coef.shape != (encoder.num_features,):
+            raise ValueError(f'clinical model: {coef.size} coefficients for '
+                             f'{encoder.num_features} encoded features')
+        return cls(encoder, coef, float(record['intercept']), str(record['fit_split']))
+
+    @classmethod
+    def load(cls, path: Path) -> 'ClinicalModel':
+        try:
+            return cls.from_json(json.loads(Path(path).read_text(encoding='utf-8')))
+        except (KeyError, ValueError) as err:
+            raise ValueError(f'{path}: not a clinical model written by '
+                             f'tools/clinical_baseline.py ({err})') from err
 
 
 def encode_patients(encoder: ClinicalEncoder, rows: Mapping[str, Mapping[str, Any]],
@@ -46,7 +88,14 @@ def encode_patients(encoder: ClinicalEncoder, rows: Mapping[str, Mapping[str, An
 def clinical_logistic_scores(clinical_csv: Path, clinical_vars: Sequence[Mapping[str, Any]],
                              patient_splits: Mapping[str, str], fit_split: str = 'train',
                              seed: int = 0) -> pd.DataFrame:
-    """MSOM probability of every patient of ``patient_splits`` from its clinical variables.
+    """MSOM probability of every patient of ``patient_splits`` (see :func:`fit_clinical_model`)."""
+    return fit_clinical_model(clinical_csv, clinical_vars, patient_splits, fit_split, seed)[1]
+
+
+def fit_clinical_model(clinical_csv: Path, clinical_vars: Sequence[Mapping[str, Any]],
+                       patient_splits: Mapping[str, str], fit_split: str = 'train',
+                       seed: int = 0) -> tuple[ClinicalModel, pd.DataFrame]:
+    """The fitted model and the MSOM probability of every patient of ``patient_splits``.
 
     Args:
         clinical_csv: the converter's ``clinical.csv`` (one row per patient,
@@ -60,9 +109,9 @@ def clinical_logistic_scores(clinical_csv: Path, clinical_vars: Sequence[Mapping
             for solvers that are not).
 
     Returns:
-        One row per patient, sorted by split then patient id, with
-        ``patient_id``, ``split``, ``score`` (predicted probability of MSOM),
-        ``label`` (int 0/1) and ``n_slices`` (0).
+        (:class:`ClinicalModel`, one row per patient, sorted by split then
+        patient id, with ``patient_id``, ``split``, ``score`` (predicted
+        probability of MSOM), ``label`` (int 0/1) and ``n_slices`` (0)).
 
     Raises:
         ValueError: no clinical variables; no ``fit_split`` patient, or only
@@ -95,4 +144,6 @@ def clinical_logistic_scores(clinical_csv: Path, clinical_vars: Sequence[Mapping
         'patient_id': patients, 'split': [patient_splits[p] for p in patients],
         'score': scores.astype(np.float64),
         'label': np.array([labels[p] for p in patients], dtype=np.int64), 'n_slices': 0})
-    return table.sort_values(['split', 'patient_id'], ignore_index=True)
+    fitted = ClinicalModel(encoder, model.coef_[0].astype(np.float64),
+                           float(model.intercept_[0]), fit_split)
+    return fitted, table.sort_values(['split', 'patient_id'], ignore_index=True)

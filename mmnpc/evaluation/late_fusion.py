@@ -72,6 +72,24 @@ class LateFusionModel:
         return asdict(self)
 
 
+def load_late_fusion(work_dir) -> tuple[LateFusionModel, float]:
+    """The regression and its cut-off (Youden on the fit split) that ``tools/late_fusion.py``
+    wrote to ``work_dir`` (late_fusion.json, metrics.json), for scoring new patients."""
+    import json
+    from pathlib import Path
+    work_dir = Path(work_dir)
+    try:
+        record = json.loads((work_dir / 'late_fusion.json').read_text(encoding='utf-8'))
+        cutoff = json.loads((work_dir / 'metrics.json').read_text(encoding='utf-8'))['cutoff']
+        model = LateFusionModel(**record)
+    except (OSError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f'{work_dir}: no late fusion written by tools/late_fusion.py '
+                         f'(late_fusion.json + metrics.json): {err}') from err
+    if cutoff is None:
+        raise ValueError(f'{work_dir}/metrics.json has no cut-off (its fit split had one class?)')
+    return model, float(cutoff)
+
+
 def _logit(values) -> np.ndarray:
     return logit(np.clip(np.asarray(values, dtype=np.float64), _EPS, 1 - _EPS))
 

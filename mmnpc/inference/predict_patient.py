@@ -293,6 +293,29 @@ def with_scores(pred: PatientPrediction, slice_scores: Mapping[int, float],
     return pred
 
 
+def apply_late_fusion(pred: PatientPrediction, fusion, clinical_model,
+                      values: Mapping[str, object], cutoff: float) -> dict:
+    """Make ``pred``'s MSOM score the late-fused one, in place; return what went into it.
+
+    ``pred.msom_score`` is the image-only classifier's score; ``clinical_model``
+    (:class:`mmnpc.evaluation.clinical_baseline.ClinicalModel`) scores the
+    patient's clinical ``values`` and ``fusion``
+    (:class:`mmnpc.evaluation.late_fusion.LateFusionModel`) combines the two;
+    the risk group follows ``cutoff``. Raises ValueError for a patient without
+    an image score or with a bad clinical value (named).
+    """
+    if pred.msom_score is None:
+        raise ValueError(f'patient {pred.patient_id}: no image score to fuse')
+    clinical_score = float(clinical_model.score(values, pred.patient_id))
+    image_score = float(pred.msom_score)
+    pred.msom_score = float(fusion.score([clinical_score], [image_score])[0])
+    pred.risk_group = 'high' if pred.msom_score >= cutoff else 'low'
+    return {'image_score': round(image_score, 6), 'clinical_score': round(clinical_score, 6),
+            'late_fusion_coefficients': {'intercept': fusion.intercept,
+                                         'clinical': fusion.coef_clinical,
+                                         'image': fusion.coef_image}}
+
+
 def check_same_sequence(detector: SliceDetector, cls_cfg) -> None:
     """Refuse a detector and classifier of different MR sequences (e.g. a T2WI detector
     choosing slices for a CE-T1WI classifier)."""

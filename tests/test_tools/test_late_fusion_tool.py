@@ -56,3 +56,37 @@ def test_a_model_per_structure_is_one_more_input(tool, tmp_path):
     assert metrics['late_fusion_not_scored_by_every_model'] == {'val': 2, 'test': 2}
     with pytest.raises(ValueError, match='NAME=FILE'):
         tool.named_files(['nodes'])
+
+
+def test_a_written_fusion_is_loaded_and_applied_to_a_prediction(tool, tmp_path):
+    """tools/predict.py --late-fusion: the fused score of a new patient is the regression
+    tools/late_fusion.py fitted, on the clinical model's and the image model's scores."""
+    from types import SimpleNamespace
+
+    from mmnpc.evaluation.late_fusion import load_late_fusion
+    from mmnpc.inference.predict_patient import apply_late_fusion
+    rng = np.random.default_rng(1)
+    n = 200
+    ids = [f'P{i:03d}' for i in range(n)]
+    split = np.array(['val', 'test'] * (n // 2))
+    clinical_z, image_z = rng.normal(size=(2, n))
+    label = (rng.uniform(size=n) < expit(clinical_z + image_z)).astype(int)
+    files = {}
+    for name, z in (('clinical', clinical_z), ('image', image_z)):
+        frame = pd.DataFrame({'patient_id': ids, 'split': split, 'label': label,
+                              'score': expit(z), 'n_slices': 1})
+        files[name] = [_write(tmp_path / f'{name}_{s}.csv', frame, s) for s in ('test', 'val')]
+    out = tmp_path / 'fused'
+    assert tool.main(['--image-scores', *map(str, files['image']), '--clinical-scores',
+                      *map(str, files['clinical']), '--work-dir', str(out)]) == 0
+    fusion, cutoff = load_late_fusion(out)
+    assert cutoff == json.loads((out / 'metrics.json').read_text())['cutoff']
+    clinical_model = SimpleNamespace(score=lambda values, patient_id: 0.3)
+    pred = SimpleNamespace(patient_id='NEW', msom_score=0.8, risk_group=None)
+    used = apply_late_fusion(pred, fusion, clinical_model, {'age': 50}, cutoff)
+    z = fusion.intercept + fusion.coef_clinical * np.log(0.3 / 0.7) + fusion.coef_image * np.log(4)
+    assert pred.msom_score == pytest.approx(expit(z))
+    assert pred.risk_group == ('high' if pred.msom_score >= cutoff else 'low')
+    assert used['image_score'] == 0.8 and used['clinical_score'] == 0.3
+    with pytest.raises(ValueError, match='no late fusion'):
+        load_late_fusion(tmp_path)

@@ -144,6 +144,11 @@ def test_cli_writes_the_three_files_for_the_test_split(tool, tmp_path, capsys):
     scores = pd.read_csv(work_dir / 'patient_scores.csv')
     assert set(scores['split']) == {'train', 'test'}  # val patients are not in the table
     assert 'AUC' in capsys.readouterr().out
+    from mmnpc.evaluation.clinical_baseline import ClinicalModel
+    model = ClinicalModel.load(work_dir / 'clinical_model.json')  # for predict --late-fusion
+    first = scores.iloc[0]
+    row = next(r for r in rows if r['patient_id'] == first['patient_id'])
+    assert model.score(row, row['patient_id']) == pytest.approx(first['score'])
 
 
 def test_cli_falls_back_to_val_with_a_note(tool, tmp_path, capsys):
@@ -163,3 +168,23 @@ def test_cli_refuses_an_image_only_config(tool, tmp_path, capsys):
                       str(REPO / 'configs' / 'msom_cet1.py'), '--work-dir',
                       str(tmp_path / 'work')]) == 2
     assert 'clinical_vars' in capsys.readouterr().err
+
+
+def test_the_fitted_model_scores_a_new_patient_like_the_table(tmp_path):
+    """clinical_model.json (written by the tool) scores a patient from its clinical values
+    alone exactly as the baseline's table scores it: late fusion at prediction uses it."""
+    import json
+
+    from mmnpc.evaluation.clinical_baseline import ClinicalModel, fit_clinical_model
+    rows = _rows()
+    csv_path = _write(tmp_path / 'clinical.csv', rows)
+    model, table = fit_clinical_model(csv_path, VARS, _splits(rows))
+    again = ClinicalModel.from_json(json.loads(json.dumps(model.to_json())))
+    by_id = table.set_index('patient_id')['score']
+    for row in rows[::7]:
+        values = {k: v for k, v in row.items() if k not in ('msom', 'split')}
+        assert again.score(values, row['patient_id']) == pytest.approx(by_id[row['patient_id']])
+    assert again.score({'age': None, 'sex': None, 'pni': None, 'clinical_stage': None}) > 0
+    bad = model.to_json() | {'coef': [0.0]}
+    with pytest.raises(ValueError, match='coefficients'):
+        ClinicalModel.from_json(bad)
