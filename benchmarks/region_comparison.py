@@ -21,7 +21,12 @@ Arms (``--arms``; all of them by default):
 * ``window``: configs/msom_cet1_cpu.py (64 mm windows around each GTV / GTVln
   section, patient-level loss);
 * ``lesion``: the window masked to the box + 5 mm; ``ring``: the 5 mm margin only;
-* ``nodes``: windows of GTVln sections only; ``primary``: GTV sections only.
+* ``nodes``: windows of GTVln sections only; ``primary``: GTV sections only;
+* ``attention``: the window arm with attention pooling (configs/msom_cet1_cpu_attention.py).
+
+With both ``primary`` and ``nodes``, a model per structure is also fused late with the
+clinical-only model (three inputs, ``tools/late_fusion.py --more-image-scores``):
+``per_structure_fusion`` in the summary.
 
 Runs whose ``metrics.json`` exists are not repeated (resume after an interruption).
 Writes WORK_DIR/<arm>/{train,test,val,late_fusion}/ and WORK_DIR/region_comparison.json
@@ -48,6 +53,7 @@ ARMS = {
     'ring': (WINDOW, ['region.keep=ring']),
     'nodes': (WINDOW, ['region_classes=[GTVln]']),
     'primary': (WINDOW, ['region_classes=[GTV]']),
+    'attention': ('configs/msom_cet1_cpu_attention.py', []),
 }
 
 
@@ -122,6 +128,21 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
     return {'test': out / 'test', 'late_fusion': out / 'late_fusion'}
 
 
+def per_structure_fusion(args: argparse.Namespace) -> None:
+    """The primary-tumour and the nodes models fused late with the clinical-only model."""
+    out = args.work_dir / 'per_structure_fusion'
+    if args.no_late_fusion or (out / 'metrics.json').is_file() or \
+            not {'primary', 'nodes'} <= set(args.arms):
+        return
+    scores = {arm: [str(args.work_dir / arm / split / 'patient_scores.csv')
+                    for split in ('test', 'val')] for arm in ('primary', 'nodes')}
+    clinical = args.work_dir / 'clinical'
+    run([sys.executable, 'tools/late_fusion.py', '--image-scores', *scores['primary'],
+         '--clinical-scores', str(clinical / 'test' / 'patient_scores.csv'),
+         str(clinical / 'val' / 'patient_scores.csv'), '--work-dir', str(out),
+         '--more-image-scores', *(f'nodes={path}' for path in scores['nodes'])])
+
+
 def clinical_baseline(args: argparse.Namespace) -> None:
     for split in ('test', 'val'):
         if not (args.work_dir / 'clinical' / split / 'metrics.json').is_file():
@@ -159,6 +180,12 @@ def compare(arms: list[str], args: argparse.Namespace) -> dict:
                 late_fusion_auc=fused['auc'],
                 late_fusion_ci=[fused['auc_ci_low'], fused['auc_ci_high']],
                 late_fusion_vs=json.loads(late.to_json(orient='records')))
+    structures = args.work_dir / 'per_structure_fusion'
+    if (structures / 'metrics.json').is_file():
+        fused = json.loads((structures / 'metrics.json').read_text())
+        summary['per_structure_fusion'] = {
+            'auc': fused['auc'], 'ci': [fused['auc_ci_low'], fused['auc_ci_high']],
+            'vs': json.loads(pd.read_csv(structures / 'comparison.csv').to_json(orient='records'))}
     if args.synth_patients is not None:
         reference = args.work_dir / 'synthetic_reference.json'
         if not reference.is_file():
@@ -193,6 +220,13 @@ def markdown(summary: dict) -> str:
             f'| {f(arm.get("late_fusion_auc"))} ({f((arm.get("late_fusion_ci") or [None])[0])}-'
             f'{f((arm.get("late_fusion_ci") or [None, None])[1])}) '
             f'| {f(late.get("difference_vs_reference"))}, {f(late.get("p_value"))} |')
+    structures = summary.get('per_structure_fusion')
+    if structures:
+        vs = {r['model']: r for r in structures['vs']}.get('clinical-only', {})
+        lines += ['', f'Late fusion of a primary-tumour model and a nodes model with the '
+                  f'clinical-only model: {f(structures["auc"])} ({f(structures["ci"][0])}-'
+                  f'{f(structures["ci"][1])}); minus clinical-only '
+                  f'{f(vs.get("difference_vs_reference"))}, p {f(vs.get("p_value"))}']
     return '\n'.join(lines) + '\n'
 
 
@@ -203,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     clinical_baseline(args)
     for arm in args.arms:
         run_arm(arm, args)
+    per_structure_fusion(args)
     summary = compare(args.arms, args)
     (args.work_dir / 'region_comparison.json').write_text(json.dumps(summary, indent=2) + '\n')
     (args.work_dir / 'region_comparison.md').write_text(markdown(summary))
