@@ -51,6 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--work-dir', default='work_dirs/demo', help='where everything is written')
     parser.add_argument('--patients', type=int, default=160, help='synthetic patients (160)')
     parser.add_argument('--seed', type=int, default=0, help='seed of cohort, split and training')
+    parser.add_argument('--generator-version', type=int, choices=(1, 2), default=2,
+                        help='synthetic generator version (2; 1 made the figures measured '
+                        'before 2026-12-07)')
     parser.add_argument('--val-fraction', type=float, default=0.15,
                         help='share of patients for validation (0.15)')
     parser.add_argument('--test-fraction', type=float, default=0.5,
@@ -87,7 +90,8 @@ def prepare_data(work_dir: Path, args: argparse.Namespace) -> tuple[Path, Path]:
     cohort, data = work_dir / 'cohort', work_dir / 'data'
     if not cohort.exists():
         run([sys.executable, '-m', 'data_prep', 'synth', str(cohort),
-             '--patients', str(args.patients), '--seed', str(args.seed)])
+             '--patients', str(args.patients), '--seed', str(args.seed),
+             '--generator-version', str(args.generator_version)])
     run([sys.executable, '-m', 'data_prep', 'convert', str(cohort), str(data),
          '--seed', str(args.seed), '--val-fraction', str(args.val_fraction),
          '--test-fraction', str(args.test_fraction), '--workers', '2', '--overwrite'])
