@@ -163,7 +163,11 @@ TRUTH_ANGLES, TRUTH_SHIFT = (1.5, -2.0, 4.0), (7.0, -3.0, 2.5)
 
 @pytest.fixture(scope='module')
 def head():
-    plan = synth_plan(1, 0, matrix=64, pixel_mm=3.0, n_slices=24, slice_mm=3.0)
+    # generator version 1: the registration phantom these tolerances were set on (version 2
+    # draws the tumour's appearance slice by slice, an artefact of 3 mm slices that moves
+    # rigid registration's worst point by up to 2 mm; see test_registration.py's phantom)
+    plan = synth_plan(1, 0, matrix=64, pixel_mm=3.0, n_slices=24, slice_mm=3.0,
+                      generator_version=1)
     volumes = render_patient(plan, np.random.default_rng(0))
     grid = Volume(np.zeros(plan.grid.shape, np.float32), tuple(plan.grid.spacing),
                   tuple(plan.grid.origin))
