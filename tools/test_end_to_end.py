@@ -59,6 +59,13 @@ def parse_args() -> argparse.Namespace:
                         help='overrides of the classifier config, as tools/test.py')
     parser.add_argument('--no-deployment-file', action='store_true',
                         help='do not write deployment.json beside the classifier checkpoint')
+    parser.add_argument('--max-train-patients', type=int, metavar='N',
+                        help='score only N training patients (drawn stratified by label with '
+                             '--seed) for the deployment cut-off; on a large cohort the detector '
+                             'pass over every training patient costs more than the cut-off '
+                             'gains (default: all)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the --max-train-patients draw (default 0)')
     parser.add_argument('--fallback-scores', type=Path, metavar='CSV',
                         help='patient_scores.csv (patient_id, score) of a fallback model, e.g. '
                         'the clinical-only model of tools/clinical_baseline.py: the score of a '
@@ -95,7 +102,7 @@ def main() -> int:
     from mmnpc.datasets.clinical_table import patient_labels, read_clinical_rows
     from mmnpc.evaluation import write_metrics_json
     from mmnpc.evaluation.end_to_end import (CohortInputs, deployment_record,
-                                             evaluate_end_to_end, score_cohort)
+                                             evaluate_end_to_end, sample_patients, score_cohort)
     from mmnpc.evaluation.msom_report import MsomEvaluation, msom_summary
     from mmnpc.evaluation.roc_plot import plot_roc
     from mmnpc.inference.cutoff import DEPLOYMENT_FILE, checkpoint_fingerprint
@@ -148,6 +155,22 @@ def main() -> int:
         labels = patient_labels(rows, patients, dataset['clinical_file'])
     except DataPrepError as error:
         sys.exit(str(error))
+    train_note = None
+    if args.max_train_patients is not None:
+        try:
+            for k, c in enumerate(cohorts):
+                if c.split == 'train':
+                    n_all = len({im['patient_id'] for im in c.coco['images']})
+                    cohorts[k] = CohortInputs(c.split, sample_patients(
+                        c.coco, labels, args.max_train_patients, args.seed), c.source,
+                        c.image_dir, c.tumour_classes)
+                    n_kept = len({im['patient_id'] for im in cohorts[k].coco['images']})
+                    train_note = (f'training patients scored: {n_kept} of {n_all} (drawn '
+                                  f'stratified by label, seed {args.seed}); both cut-offs are '
+                                  'fitted on them')
+        except ValueError as error:
+            sys.exit(f'--max-train-patients: {error}')
+        patients = sorted({im['patient_id'] for c in cohorts for im in c.coco['images']})
     needs_clinical = classifier.num_clinical > 0
     vectors = {p: encoder.encode(rows[p], p) if needs_clinical else None for p in patients}
     options = PredictOptions(sequence=cfg.sequence, det_score_thr=det_thr.value,
@@ -170,7 +193,7 @@ def main() -> int:
             fallback_name=f'scores of {args.fallback_scores}' if fallback else None)
     except ValueError as error:
         sys.exit(str(error))
-    evaluation.notes[:0] = split_notes
+    evaluation.notes[:0] = split_notes + ([train_note] if train_note else [])
 
     out = args.work_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -183,7 +206,8 @@ def main() -> int:
                   'detector_checkpoint': checkpoint_fingerprint(args.det_checkpoint),
                   'classifier_config': str(args.config), 'det_score_thr': det_thr.value,
                   'det_score_thr_source': det_thr.source, 'coarse_step': args.coarse_step,
-                  'sequence': cfg.sequence}
+                  'sequence': cfg.sequence, 'max_train_patients': args.max_train_patients,
+                  'train_sample_seed': args.seed if args.max_train_patients else None}
     summary = msom_summary(MsomEvaluation(evaluation.report, e2e_table, evaluation.notes))
     summary.update(provenance)
     write_metrics_json(summary, out / 'metrics.json')

@@ -92,6 +92,30 @@ def contour_units(coco: dict, dataset_cfg: Mapping, source: str
     return dict(units)
 
 
+def sample_patients(coco: dict, labels: Mapping[str, float], n: int, seed: int) -> dict:
+    """``coco`` restricted to ``n`` of its patients, drawn stratified by label
+    with ``seed`` (images and their annotations; everything else kept).
+
+    For the training patients of a large cohort, whose end-to-end scores only
+    fit the deployment cut-off: ``n`` at least the number of patients returns
+    ``coco`` unchanged. Raises ValueError when ``n`` < 2.
+    """
+    from sklearn.model_selection import train_test_split
+    patients = sorted({image['patient_id'] for image in coco.get('images', [])})
+    if n < 2:
+        raise ValueError(f'a sample of {n} patients cannot fit a cut-off; give at least 2')
+    if n >= len(patients):
+        return coco
+    y = [int(labels[p]) for p in patients]
+    stratify = y if min(sum(y), len(y) - sum(y)) >= 2 else None
+    kept, _ = train_test_split(patients, train_size=n, stratify=stratify, random_state=seed)
+    kept = set(kept)
+    images = [im for im in coco['images'] if im['patient_id'] in kept]
+    ids = {im['id'] for im in images}
+    return {**coco, 'images': images,
+            'annotations': [a for a in coco.get('annotations', []) if a['image_id'] in ids]}
+
+
 @dataclass
 class CohortInputs:
     """One split of a converted cohort: its COCO dict, file and image folder."""

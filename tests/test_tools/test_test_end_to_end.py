@@ -146,3 +146,15 @@ def test_a_detector_trained_on_a_test_patient_is_refused(run):
          str(leaky), '--data-root', str(tmp / 'data'), '--work-dir', str(tmp / 'w3')],
         cwd=REPO, capture_output=True, text=True)
     assert result.returncode != 0 and 'refused' in result.stderr
+
+
+def test_a_training_sample_too_small_for_a_cutoff_is_refused_before_anything_is_written(run):
+    tmp, cohort, splits, det, cls, work, stdout = run
+    result = subprocess.run(
+        [sys.executable, 'tools/test_end_to_end.py', CLS_CONFIG, str(cls), '--det-checkpoint',
+         str(det), '--data-root', str(tmp / 'data'), '--work-dir', str(tmp / 'w4'),
+         '--max-train-patients', '1'],
+        cwd=REPO, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert '--max-train-patients' in result.stderr and 'at least 2' in result.stderr
+    assert not (tmp / 'w4').exists()

@@ -104,3 +104,30 @@ def test_contour_units_are_the_region_datasets_windows_for_a_region_model():
     nodes = dict(region_cfg, region_classes=('GTVln',))
     assert contour_units(coco, nodes, 'x') == {'P1': [(1, [50.0, 5.0, 54.0, 9.0])]}
     assert contour_units(coco, {'type': 'MsomSliceDataset'}, 'x') == {'P1': [(1, None), (2, None)]}
+
+
+def _coco(n_patients: int, slices: int = 3) -> dict:
+    images, annotations = [], []
+    for p in range(n_patients):
+        for k in range(slices):
+            image_id = p * slices + k
+            images.append({'id': image_id, 'patient_id': f'P{p:02d}', 'slice_index': k})
+            annotations.append({'id': image_id, 'image_id': image_id, 'category_id': 1})
+    return {'images': images, 'annotations': annotations, 'categories': [{'id': 1}]}
+
+
+def test_sample_patients_keeps_whole_patients_stratified_and_reproducible():
+    from mmnpc.evaluation.end_to_end import sample_patients
+    coco = _coco(30)
+    labels = {f'P{p:02d}': float(p % 3 == 0) for p in range(30)}  # 10 MSOM of 30
+    sample = sample_patients(coco, labels, 12, seed=4)
+    kept = {im['patient_id'] for im in sample['images']}
+    assert len(kept) == 12 and sum(labels[p] for p in kept) == 4  # the cohort's 1 in 3
+    assert len(sample['images']) == 36  # every slice of a kept patient
+    assert {a['image_id'] for a in sample['annotations']} == {im['id'] for im in sample['images']}
+    assert sample['categories'] == coco['categories']
+    assert sample == sample_patients(coco, labels, 12, seed=4)
+    assert kept != {im['patient_id'] for im in sample_patients(coco, labels, 12, 5)['images']}
+    assert sample_patients(coco, labels, 30, seed=4) is coco
+    with pytest.raises(ValueError, match='at least 2'):
+        sample_patients(coco, labels, 1, seed=4)
