@@ -102,7 +102,8 @@ def main() -> int:
     from mmnpc.datasets.clinical_table import patient_labels, read_clinical_rows
     from mmnpc.evaluation import write_metrics_json
     from mmnpc.evaluation.end_to_end import (CohortInputs, deployment_record,
-                                             evaluate_end_to_end, sample_patients, score_cohort)
+                                             evaluate_end_to_end, sample_training_patients,
+                                             score_cohort)
     from mmnpc.evaluation.msom_report import MsomEvaluation, msom_summary
     from mmnpc.evaluation.roc_plot import plot_roc
     from mmnpc.inference.cutoff import DEPLOYMENT_FILE, checkpoint_fingerprint
@@ -158,16 +159,8 @@ def main() -> int:
     train_note = None
     if args.max_train_patients is not None:
         try:
-            for k, c in enumerate(cohorts):
-                if c.split == 'train':
-                    n_all = len({im['patient_id'] for im in c.coco['images']})
-                    cohorts[k] = CohortInputs(c.split, sample_patients(
-                        c.coco, labels, args.max_train_patients, args.seed), c.source,
-                        c.image_dir, c.tumour_classes)
-                    n_kept = len({im['patient_id'] for im in cohorts[k].coco['images']})
-                    train_note = (f'training patients scored: {n_kept} of {n_all} (drawn '
-                                  f'stratified by label, seed {args.seed}); both cut-offs are '
-                                  'fitted on them')
+            cohorts, train_note = sample_training_patients(cohorts, labels,
+                                                           args.max_train_patients, args.seed)
         except ValueError as error:
             sys.exit(f'--max-train-patients: {error}')
         patients = sorted({im['patient_id'] for c in cohorts for im in c.coco['images']})

@@ -10,7 +10,7 @@ prediction feeds the models after its JPEG round trip -- and, beside it, the
 contour-based score of the same model, so the two can be compared on the same
 patients.
 
-Protocol (README, "End-to-end evaluation"):
+Protocol (docs/evaluation.md, "End-to-end evaluation"):
 
 * the **deployment cut-off** is Youden's J on the *training* patients'
   end-to-end scores, never on the evaluated ones;
@@ -129,6 +129,24 @@ class CohortInputs:
 
     def __post_init__(self) -> None:
         self.tumour_ids = set(tumour_area_by_image(self.coco, self.tumour_classes, self.source))
+
+
+def sample_training_patients(cohorts: Sequence[CohortInputs], labels: Mapping[str, float],
+                             n: int, seed: int, train_split: str = 'train'
+                             ) -> Tuple[List[CohortInputs], str]:
+    """``cohorts`` with the ``train_split`` one cut to ``n`` patients
+    (:func:`sample_patients`), and the note saying so for the report."""
+    out, note = list(cohorts), ''
+    for k, cohort in enumerate(out):
+        if cohort.split != train_split:
+            continue
+        n_all = len({im['patient_id'] for im in cohort.coco['images']})
+        out[k] = CohortInputs(cohort.split, sample_patients(cohort.coco, labels, n, seed),
+                              cohort.source, cohort.image_dir, cohort.tumour_classes)
+        n_kept = len({im['patient_id'] for im in out[k].coco['images']})
+        note = (f'{train_split} patients scored: {n_kept} of {n_all} (drawn stratified by label, '
+                f'seed {seed}); both cut-offs are fitted on them')
+    return out, note
 
 
 def score_patient(images: Sequence[dict], cohort: CohortInputs,

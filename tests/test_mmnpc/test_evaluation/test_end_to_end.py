@@ -112,8 +112,10 @@ def _coco(n_patients: int, slices: int = 3) -> dict:
         for k in range(slices):
             image_id = p * slices + k
             images.append({'id': image_id, 'patient_id': f'P{p:02d}', 'slice_index': k})
-            annotations.append({'id': image_id, 'image_id': image_id, 'category_id': 1})
-    return {'images': images, 'annotations': annotations, 'categories': [{'id': 1}]}
+            annotations.append({'id': image_id, 'image_id': image_id, 'category_id': 1,
+                                'area': 10.0})
+    return {'images': images, 'annotations': annotations,
+            'categories': [{'id': 1, 'name': 'GTV'}, {'id': 2, 'name': 'GTVln'}]}
 
 
 def test_sample_patients_keeps_whole_patients_stratified_and_reproducible():
@@ -131,3 +133,16 @@ def test_sample_patients_keeps_whole_patients_stratified_and_reproducible():
     assert sample_patients(coco, labels, 30, seed=4) is coco
     with pytest.raises(ValueError, match='at least 2'):
         sample_patients(coco, labels, 1, seed=4)
+
+
+def test_sample_training_patients_cuts_the_training_split_only_and_says_so(tmp_path):
+    from mmnpc.evaluation.end_to_end import CohortInputs, sample_training_patients
+    coco = _coco(30)
+    labels = {f'P{p:02d}': float(p % 3 == 0) for p in range(30)}
+    cohorts = [CohortInputs('test', coco, 'test.json', tmp_path),
+               CohortInputs('train', coco, 'train.json', tmp_path)]
+    cut, note = sample_training_patients(cohorts, labels, 9, seed=0)
+    assert cut[0] is cohorts[0]  # the evaluated patients: all of them
+    assert len({im['patient_id'] for im in cut[1].coco['images']}) == 9
+    assert cut[1].tumour_ids == {im['id'] for im in cut[1].coco['images']}
+    assert note.startswith('train patients scored: 9 of 30') and 'seed 0' in note
