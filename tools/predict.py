@@ -160,17 +160,18 @@ def main() -> int:
     settings = {'cutoff_source': choice.source, 'cutoff_rule': choice.rule,
                 'det_score_thr': det_thr.value, 'det_score_thr_source': det_thr.source,
                 'coarse_step': args.coarse_step, 'seconds': round(time.time() - start, 1)}
+    if fusion is not None:  # the cut-off is the fused score's, detection or not
+        settings['late_fusion'] = str(args.late_fusion)
+        if args.cutoff is None:
+            settings.update(cutoff_source=str(args.late_fusion / 'metrics.json'),
+                            cutoff_rule=f'Youden on the {fusion[0].fit_split} patients '
+                            '(late fusion)')
     if fusion is not None and pred.msom_score is not None:
         from mmnpc.inference.predict_patient import apply_late_fusion
         try:
             settings.update(apply_late_fusion(pred, fusion[0], fusion[2], values, cutoff))
         except ValueError as error:
             sys.exit(f'error: {error}')
-        settings['late_fusion'] = str(args.late_fusion)
-        if args.cutoff is None:
-            settings.update(cutoff_source=str(args.late_fusion / 'metrics.json'),
-                            cutoff_rule=f'Youden on the {fusion[0].fit_split} patients '
-                            '(late fusion)')
     cams = []
     if args.cam:
         from mmnpc.inference.explain import explain_prediction
