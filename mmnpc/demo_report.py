@@ -70,12 +70,15 @@ def _tumour_images(test_dir: Path) -> set[str]:
     return stems
 
 
-def classifier_blocks(cls_dir: Path) -> list[Block]:
+IMAGE_MODEL_TITLE = 'CE-T1WI lesion regions, image only'
+
+
+def classifier_blocks(cls_dir: Path, title: str = IMAGE_MODEL_TITLE) -> list[Block]:
     """AUC with its CI, the training cut-off and the stats at it, ROC and KM figures."""
     m = _json(cls_dir / 'metrics.json') or {}
     blocks: list[Block] = [
-        Heading(f'Stage 2: MSOM prediction (CE-T1WI + clinical, {m.get("eval_split", "val")} '
-                'patients, slices chosen from the contours)'),
+        Heading(f'Stage 2: MSOM prediction ({title}, {m.get("eval_split", "val")} '
+                'patients, lesions chosen from the contours)'),
         Table(['AUC', '95% CI', 'cut-off (train)', 'precision', 'recall', 'specificity',
                'accuracy', 'patients'],
               [[fmt(m.get('auc')), f'{fmt(m.get("auc_ci_low"))} - {fmt(m.get("auc_ci_high"))}',
@@ -87,6 +90,66 @@ def classifier_blocks(cls_dir: Path) -> list[Block]:
     survival = _json(cls_dir / 'survival' / 'survival.json')
     if survival:
         blocks += survival_blocks(cls_dir / 'survival', survival)
+    return blocks
+
+
+def late_fusion_blocks(fusion_dir: Path) -> list[Block]:
+    """The late-fused score: its regression (fitted on the validation patients), AUC with
+    CI and the statistics at its cut-off, ROC."""
+    m = _json(fusion_dir / 'metrics.json')
+    if m is None:
+        return [Heading('Late fusion'), Paragraph('tools/late_fusion.py wrote no metrics.json.')]
+    blocks: list[Block] = [
+        Heading(f'Late fusion: clinical-only + image-only scores ({m.get("eval_split")} '
+                'patients)'),
+        Paragraph('A logistic regression on the logits of the clinical-only and the image-only '
+                  f'scores, fitted on the {m.get("late_fusion_n_fit_patients")} '
+                  f'{m.get("late_fusion_fit_split")} patients '
+                  f'({m.get("late_fusion_n_fit_positive")} MSOM), who chose the image model\'s '
+                  'checkpoint and saw no test patient; the cut-off is Youden on them too. '
+                  f'Coefficients: clinical {fmt(m.get("late_fusion_coef_clinical"), ".2f")}, '
+                  f'image {fmt(m.get("late_fusion_coef_image"), ".2f")}, intercept '
+                  f'{fmt(m.get("late_fusion_intercept"), ".2f")}.'),
+        Table(['AUC', '95% CI', 'cut-off (val)', 'precision', 'recall', 'specificity',
+               'accuracy', 'patients'],
+              [[fmt(m.get('auc')), f'{fmt(m.get("auc_ci_low"))} - {fmt(m.get("auc_ci_high"))}',
+                fmt(m.get('cutoff')), fmt(m.get('precision')), fmt(m.get('recall')),
+                fmt(m.get('specificity')), fmt(m.get('accuracy')),
+                fmt(m.get('n_val_patients'))]])]
+    if (fusion_dir / 'roc.png').is_file():
+        blocks.append(Image(fusion_dir / 'roc.png', 'ROC of the late-fused patient scores'))
+    return blocks
+
+
+CAM_GROUPS = ('true_positive', 'false_negative', 'false_positive', 'true_negative')
+
+
+def cam_blocks(cam_dir: Path) -> list[Block]:
+    """Where the image model looks: Grad-CAM mass shares per outcome group, montages."""
+    summary = _json(cam_dir / 'cam_summary.json')
+    if summary is None:
+        return []
+    groups = summary.get('groups', {})
+    parts = summary.get('parts', ['GTV', 'GTVln', 'ring', 'elsewhere'])
+    rows = [[group.replace('_', ' '), str(groups[group].get('n_patients')),
+             str(groups[group].get('n_samples')),
+             *[fmt((groups[group].get('mean_over_patients') or {}).get(part), '.2f')
+               for part in parts]]
+            for group in ('all', *CAM_GROUPS) if group in groups]
+    blocks: list[Block] = [
+        Heading('Where the image model looks (Grad-CAM)', 3),
+        Paragraph('Grad-CAM of the image-only model (captum LayerGradCam on the pooled FPN level) '
+                  f'on the lesion windows of a few {summary.get("eval_split")} patients of each '
+                  'outcome group at the training cut-off; the share of each map\'s positive '
+                  'mass inside the GTV, the GTVln, a ring of '
+                  f'{fmt(summary.get("ring_mm"), ".0f")} mm around them and elsewhere, the mean '
+                  'over patients (tools/test.py --cam; per-sample rows in '
+                  'cam/cam_mass_shares.csv).'),
+        Table(['patients', 'n', 'windows', *[f'{part} share' for part in parts]], rows)]
+    blocks += [Image(cam_dir / f'montage_{group}.png',
+                     f'{group.replace("_", " ")}: MR window, Grad-CAM heat, GTV red / GTVln '
+                     'yellow outlines')
+               for group in CAM_GROUPS if (cam_dir / f'montage_{group}.png').is_file()]
     return blocks
 
 
@@ -128,7 +191,9 @@ def end_to_end_blocks(e2e_dir: Path) -> list[Block]:
                   f'Paired DeLong test of the difference: p = {fmt(m.get("paired_p_value"))} '
                   f'({m.get("paired_n_patients")} patients with both scores).'),
         Table(['slices chosen by', 'AUC', '95% CI', 'patients'],
-              [['contours', *auc('contour')], ['detector (deployed)', *auc('end_to_end')]]),
+              [['contours', *auc('contour')], ['detector (deployed)', *auc('end_to_end')],
+               [f'detector, intention to treat (no detection: {m.get("itt_fallback")})',
+                *auc('itt')]]),
         Table(['split', 'tumour found', 'mean slice recall', 'mean slice precision',
                'no detection'],
               [[name, fmt(m.get(f'{name}_tumour_found_share')),
@@ -151,11 +216,16 @@ def end_to_end_blocks(e2e_dir: Path) -> list[Block]:
 
 
 MODEL_DESCRIPTIONS = {
-    'clinical_only': 'clinical_only: logistic regression on the same encoded clinical vector, '
+    'late_fusion': 'late_fusion: logistic regression on the clinical-only and image-only '
+                   'scores, fitted on the validation patients',
+    'clinical_only': 'clinical_only: logistic regression on the encoded clinical vector, '
                      'fitted on the training patients',
-    'image_only': 'image_only: the classifier without the clinical vector',
-    'max_slice': 'max_slice: the CNN on the largest tumour slice',
-    'end_to_end': 'end_to_end: the fusion model on the slices the detector chose',
+    'image_only': 'image_only: the region classifier (lesion windows, no clinical vector)',
+    'early_fusion': 'early_fusion: the region classifier with the clinical vector beside the '
+                    'image features before one FC',
+    'whole_slice': 'whole_slice: the image-only CNN on whole slices (the design before regions)',
+    'end_to_end': 'end_to_end: the image-only region classifier on the lesions the detector '
+                  'found',
 }
 
 
@@ -186,11 +256,18 @@ def prediction_blocks(predict_dir: Path) -> list[Block]:
     if record['msom_score'] is None:
         blocks.append(Paragraph(record.get('message', 'no tumour detected')))
     else:
-        blocks.append(Table(['MSOM score', 'risk group', 'cut-off', 'slices with tumour',
-                             'slices scored'], [[
-            fmt(record['msom_score']), record['risk_group'], fmt(record['cutoff']),
-            f'{record["n_slices_with_tumour"]} of {record["n_slices_total"]}',
-            str(record['n_slices_scored'])]]))
+        fused = 'image_score' in record
+        blocks.append(Table(
+            ['MSOM score', 'risk group', 'cut-off', 'slices with tumour', 'slices scored',
+             *(['image score', 'clinical score'] if fused else [])], [[
+                fmt(record['msom_score']), record['risk_group'], fmt(record['cutoff']),
+                f'{record["n_slices_with_tumour"]} of {record["n_slices_total"]}',
+                str(record['n_slices_scored']),
+                *([fmt(record['image_score']), fmt(record['clinical_score'])] if fused
+                  else [])]]))
+        if fused:
+            blocks.append(Paragraph('The MSOM score is the late-fused one (tools/predict.py '
+                                    f'--late-fusion {record.get("late_fusion")}).'))
     blocks += detection_check_blocks(predict_dir)
     if record['msom_score'] is not None:
         best = max(record['slices'], key=lambda s: max(d['score'] for d in s['detections']))
@@ -222,6 +299,7 @@ def detection_check_blocks(predict_dir: Path) -> list[Block]:
 
 
 DEFAULT_DET_ITERS = 'the config\'s'  # no --det-iters: its schedule
+DEFAULT_CLS_ITERS = 'the recipe\'s'  # no --cls-iters: each recipe's schedule
 
 
 def settings_blocks(settings: Mapping) -> list[Block]:
@@ -230,26 +308,28 @@ def settings_blocks(settings: Mapping) -> list[Block]:
         return []
     skipped = [what for flag, what in (
         ('end_to_end', 'the end-to-end evaluation of every patient (--end-to-end)'),
-        ('cnn_baselines', 'the image-only and largest-slice CNNs (--cnn-baselines)'))
+        ('cnn_baselines', 'early fusion and the whole-slice CNN (--cnn-baselines)'))
         if not settings.get(flag)]
     return [Paragraph(
         f'Settings: {settings["patients"]} patients (validation {settings["val_fraction"]}, '
         f'test {settings["test_fraction"]}), seed {settings["seed"]}; detector '
         f'{settings.get("det_iters") or DEFAULT_DET_ITERS} iterations, tested on every {settings["val_slice_step"]}th '
         f'slice of the validation and every {settings["test_slice_step"]}th of the test '
-        f'patients; classifier {settings["cls_iters"]} iterations.'
+        f'patients; stage 2 {settings.get("cls_iters") or DEFAULT_CLS_ITERS} iterations.'
         + (f' Not run, for time: {"; ".join(skipped)}.' if skipped else ''))]
 
 
 def write_demo_report(work_dir: Path, dirs: Mapping[str, Path], predict_dir: Path,
                       minutes: float, settings: Optional[Mapping] = None) -> tuple[Path, Path]:
     """Write WORK_DIR/report.md and report.html from the demo's output folders
-    (``dirs``: detector, msom_fusion_tiny, end_to_end, comparison) and its
-    ``settings`` (tools/demo.py's arguments)."""
+    (``dirs``: detector, msom_cet1_cpu (with cam/), late_fusion, end_to_end,
+    comparison) and its ``settings`` (tools/demo.py's arguments)."""
     blocks: list[Block] = [Paragraph(SYNTHETIC_NOTE),
                            Paragraph(f'Run time: {minutes:.1f} min on CPU.'),
                            *settings_blocks(settings or {})]
-    blocks += detector_blocks(dirs['detector']) + classifier_blocks(dirs['msom_fusion_tiny'])
+    blocks += detector_blocks(dirs['detector']) + classifier_blocks(dirs['msom_cet1_cpu'])
+    blocks += cam_blocks(dirs['msom_cet1_cpu'] / 'cam')
+    blocks += late_fusion_blocks(dirs['late_fusion'])
     blocks += comparison_blocks(dirs['comparison'])
     if (dirs['end_to_end'] / 'metrics.json').is_file():
         blocks += end_to_end_blocks(dirs['end_to_end'])

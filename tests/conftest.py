@@ -174,17 +174,21 @@ def _write_json(path: Path, record: dict) -> None:
 
 
 def _demo_folder(root: Path, **changes) -> Path:
-    """A finished demo's files with the figures of the README's run, ``changes`` applied
-    as ``file_key=value`` (files: det_test, det_val, prediction, gtv, cls)."""
+    """A finished demo's files with figures that pass every bar (the detector's and the
+    held-out patient's are the README run's; the late-fusion ones are made up, above
+    their bars), ``changes`` applied as ``file_key=value`` (files: det_test, det_val,
+    prediction, gtv, fusion, clinical)."""
     det_test = {'split': 'test_step16', 'GTV_AP50': 0.868, 'GTVln_AP50': 0.632}
     det_val = {'split': 'val_step4', 'slice_scores': {'any': {'youden_thr': 0.655}}}
     prediction = {'patient_id': 'NPC001', 'status': 'ok', 'n_slices_with_tumour': 38,
                   'n_slices_total': 85}
     gtv = {'slice_recall': 1.0, 'slice_precision': 1.0,
            'centroid_distance_mm': {'median': 1.1, 'max': 2.9, 'n': 38}}
-    cls = {'eval_split': 'test', 'auc': 0.650, 'auc_ci_low': 0.530, 'auc_ci_high': 0.770}
+    fusion = {'eval_split': 'test', 'auc': 0.760, 'auc_ci_low': 0.650, 'auc_ci_high': 0.870}
+    clinical = {'model': 'clinical_only', 'n_patients': 80, 'auc': 0.66, 'auc_ci_low': 0.539,
+                'auc_ci_high': 0.782, 'difference_vs_reference': 0.10, 'p_value': 0.04}
     records = {'det_test': det_test, 'det_val': det_val, 'prediction': prediction, 'gtv': gtv,
-               'cls': cls}
+               'fusion': fusion, 'clinical': clinical}
     for key, value in changes.items():
         file, field = key.split('__')
         records[file][field] = value
@@ -192,16 +196,16 @@ def _demo_folder(root: Path, **changes) -> Path:
     _write_json(root / 'detector' / 'val' / 'metrics.json', det_val)
     _write_json(root / 'predict_NPC001' / 'prediction.json', prediction)
     _write_json(root / 'predict_NPC001' / 'detection_check.json', {'classes': {'GTV': gtv}})
-    _write_json(root / 'msom_fusion_tiny' / 'metrics.json', cls)
+    _write_json(root / 'late_fusion' / 'metrics.json', fusion)
     _write_json(root / 'comparison' / 'comparison.json', {'models': [
-        {'model': 'fusion', 'auc': 0.65}, {'model': 'clinical_only', 'n_patients': 80,
-                                           'auc': 0.66, 'auc_ci_low': 0.539,
-                                           'auc_ci_high': 0.782, 'p_value': 0.70}]})
+        {'model': 'late_fusion', 'auc': 0.76}, clinical,
+        {'model': 'image_only', 'n_patients': 80, 'auc': 0.70, 'auc_ci_low': 0.58,
+         'auc_ci_high': 0.82, 'p_value': 0.2}]})
     return root
 
 
 @pytest.fixture
 def demo_folder():
-    """``demo_folder(root, file__field=value, ...)``: the files make validate reads, with
-    the README demo's figures (files: det_test, det_val, prediction, gtv, cls)."""
+    """``demo_folder(root, file__field=value, ...)``: the files make validate reads, every
+    bar passed (files: det_test, det_val, prediction, gtv, fusion, clinical)."""
     return _demo_folder

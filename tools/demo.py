@@ -5,21 +5,32 @@ doubles as a walk-through: synthesize 160 patients -> convert (56 training, 24
 validation, 80 held-out test patients) -> train the CPU-recipe CE-T1WI detector
 (``det_cet1_cpu.py``, its full 1300 iterations) -> test it on every 4th slice of
 the validation patients (AP@0.5, slice scores; the slice threshold is fitted
-there) and every 16th slice of the test patients (AP@0.5) -> train the tiny
-fusion classifier from it and test it on the test patients (AUC with CI, ROC,
-Kaplan-Meier) -> the clinical-only baseline and the paired DeLong comparison ->
-predict one test patient from DICOM alone and check its detections against its
-own RTSTRUCT (tools/check_detections.py) -> WORK_DIR/report.md and report.html.
+there) and every 16th slice of the test patients (AP@0.5) -> stage 2 as the
+region comparison recommends (docs/stage2_regions.md): the image-only region
+classifier (``msom_cet1_cpu.py``: 64 mm windows around the lesions, patient-level
+loss), initialised from the detector's backbone + FPN, tested on the test
+patients with Grad-CAM (``--cam``: montages and the share of each map in GTV /
+GTVln / ring / elsewhere) and scored on the validation patients -> the
+clinical-only model on the same variables -> **late fusion** (a logistic
+regression on the clinical and the image score, fitted on the validation
+patients; ``tools/late_fusion.py``) -> the paired DeLong comparison of late
+fusion, clinical-only and image-only on the test patients -> predict one test
+patient from DICOM alone with the fused score and check its detections against
+its own RTSTRUCT (tools/check_detections.py) -> WORK_DIR/report.md and
+report.html.
 
-The detector's training is most of the run (about 35 of 60 minutes on 2 CPU
-cores); shorter schedules do not find the tumour cleanly (README "Stage 1", the
+The detector's training is most of the run (about 35 minutes on 2 CPU cores);
+shorter schedules do not find the tumour cleanly (docs/detection.md, the
 shortened schedule: at 500 iterations the demo patient had 73 of its 85 slices
-marked). What the run trades instead, each step available by flag: the detector
-is tested on a share of the slices (``--val-slice-step``, ``--test-slice-step``;
-1 = all); the end-to-end evaluation of the whole cohort -- the detector choosing
-every training and test patient's slices, about 10-15 s per patient, 136
-patients -- runs with ``--end-to-end`` (then the deployment cut-off comes from
-it), and the image-only and largest-slice CNN baselines with
+marked); the region classifier's 300 iterations take about 20. What the run
+trades instead, each step available by flag: the detector is tested on a share
+of the slices (``--val-slice-step``, ``--test-slice-step``; 1 = all); the
+end-to-end evaluation -- the detector choosing every training and test
+patient's lesions, about 15-20 s per patient, 136 patients; a patient in whom it
+finds nothing gets the clinical-only score in the intention-to-treat AUC --
+runs with ``--end-to-end``; early fusion (``msom_fusion_cpu.py``: the clinical
+vector beside the image features before one FC) and the whole-slice image-only
+CNN (``msom_cet1_tiny.py``, the design before regions) with
 ``--cnn-baselines``. CPU only; every output lands under ``--work-dir``. The
 cohort is SYNTHETIC (``python -m data_prep synth``), not patient data, and its
 numbers only show that the pipeline works.
@@ -37,13 +48,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DET_CONFIG = 'configs/det_cet1_cpu.py'
-CLS_CONFIG = 'configs/msom_fusion_tiny.py'
-IMAGE_ONLY_CONFIG = 'configs/msom_cet1_tiny.py'
-MAXSLICE_CONFIG = 'configs/msom_maxslice_cet1_tiny.py'
+IMAGE_CONFIG = 'configs/msom_cet1_cpu.py'  # the region comparison's recommendation
+EARLY_FUSION_CONFIG = 'configs/msom_fusion_cpu.py'  # its variables include plasma EBV DNA
+CLINICAL_CONFIG_NO_EBV = 'configs/msom_fusion_tiny.py'  # the same variables without it
+WHOLE_SLICE_CONFIG = 'configs/msom_cet1_tiny.py'
+EBV_COLUMN = 'ebv_dna_copies_ml'
 OUTCOME_COLUMNS = ('msom', 'msom_site', 'dmfs_months', 'dmfs_event', 'os_months', 'os_event',
                    'split')
-DIR_NAMES = ('detector', 'msom_fusion_tiny', 'msom_cet1_tiny', 'msom_maxslice_cet1_tiny',
-             'clinical_baseline', 'end_to_end', 'comparison')
+DIR_NAMES = ('detector', 'msom_cet1_cpu', 'msom_cet1_cpu_val', 'clinical_baseline',
+             'clinical_baseline_val', 'late_fusion', 'msom_fusion_cpu', 'msom_cet1_tiny',
+             'end_to_end', 'comparison')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -60,7 +74,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='share of patients held out as the reported test split (0.5)')
     parser.add_argument('--det-iters', type=int,
                         help='detector iterations (default: the recipe\'s 1300)')
-    parser.add_argument('--cls-iters', type=int, default=500, help='classifier iterations (500)')
+    parser.add_argument('--cls-iters', type=int,
+                        help='stage-2 iterations (default: each recipe\'s own, 300 for the '
+                        'region models)')
+    parser.add_argument('--cam', type=int, default=4,
+                        help='Grad-CAM of N test patients per outcome group (4)')
     parser.add_argument('--val-slice-step', type=int, default=4,
                         help='test the detector on every k-th slice of the validation patients, '
                         'where its slice threshold is fitted (4)')
@@ -68,9 +86,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='test the detector on every k-th slice of the test patients (16)')
     parser.add_argument('--end-to-end', action='store_true',
                         help='also score every training and test patient end to end (the '
-                        'detector chooses the slices; about 10-15 s per patient)')
+                        'detector chooses the lesions; about 15-20 s per patient)')
     parser.add_argument('--cnn-baselines', action='store_true',
-                        help='also train and test the image-only and largest-slice CNNs')
+                        help='also train and test early fusion (msom_fusion_cpu.py) and the '
+                        'whole-slice image-only CNN (msom_cet1_tiny.py)')
     return parser.parse_args(argv)
 
 
@@ -113,12 +132,18 @@ def train(config: str, data: Path, out: Path, seed: int, iters: int | None,
 
 
 def train_and_test(config: str, data: Path, out: Path, seed: int, iters: int | None,
-                   extra_train: list[str] = ()) -> tuple[Path, dict]:
+                   extra_train: list[str] = (), extra_test: list[str] = ()) -> tuple[Path, dict]:
     """tools/train.py then tools/test.py on the last checkpoint; return it and metrics.json."""
     checkpoint = train(config, data, out, seed, iters, extra_train)
     run([sys.executable, 'tools/test.py', config, str(checkpoint), '--data-root', str(data),
-         '--work-dir', str(out)])
+         '--work-dir', str(out), *extra_test])
     return checkpoint, json.loads((out / 'metrics.json').read_text())
+
+
+def has_ebv_dna(data: Path) -> bool:
+    """Whether the converted cohort's clinical.csv has plasma EBV DNA (generator version 2)."""
+    with open(data / 'clinical.csv', newline='') as handle:
+        return EBV_COLUMN in (csv.DictReader(handle).fieldnames or ())
 
 
 def test_detector(det_ckpt: Path, data: Path, out: Path, split: str, step: int,
@@ -185,42 +210,59 @@ def main() -> None:
     det_val = test_detector(det_ckpt, data, val_dir, 'val', args.val_slice_step)
     det_thr = slice_threshold(det_val, val_dir / 'metrics.json')
     det_test = test_detector(det_ckpt, data, test_dir, 'test', args.test_slice_step, show=True)
-    # stage 2 from the detector's weights, checkpoint chosen on val, reported on test
-    cls_ckpt, cls_metrics = train_and_test(CLS_CONFIG, data, dirs['msom_fusion_tiny'], args.seed,
-                                           args.cls_iters, ['--det-checkpoint', str(det_ckpt)])
-    # baselines on the same patients: clinical variables alone (and, by flag, the image
-    # pathway alone and the largest-slice CNN)
-    run([sys.executable, 'tools/clinical_baseline.py', '--data-root', str(data), '--config',
-         CLS_CONFIG, '--work-dir', str(dirs['clinical_baseline'])])
+    # stage 2: the image-only region classifier from the detector's weights, checkpoint
+    # chosen on val, reported on test with Grad-CAM; its validation scores fit late fusion
+    image_dir = dirs['msom_cet1_cpu']
+    cls_ckpt, cls_metrics = train_and_test(
+        IMAGE_CONFIG, data, image_dir, args.seed, args.cls_iters,
+        ['--det-checkpoint', str(det_ckpt)], ['--cam', str(args.cam)])
+    run([sys.executable, 'tools/test.py', IMAGE_CONFIG, str(cls_ckpt), '--data-root', str(data),
+         '--work-dir', str(dirs['msom_cet1_cpu_val']), '--val-patients'])
+    # the clinical-only model on the same variables (test, and val for the fusion's fit)
+    clinical_config = EARLY_FUSION_CONFIG if has_ebv_dna(data) else CLINICAL_CONFIG_NO_EBV
+    for name, split in (('clinical_baseline', 'test'), ('clinical_baseline_val', 'val')):
+        run([sys.executable, 'tools/clinical_baseline.py', '--data-root', str(data), '--config',
+             clinical_config, '--work-dir', str(dirs[name]), '--eval-split', split])
     scores = lambda name, column='': f'{dirs[name] / "patient_scores.csv"}{column}'  # noqa: E731
-    models = [f'fusion={scores("msom_fusion_tiny")}',
-              f'clinical_only={scores("clinical_baseline")}']
+    # late fusion: a logistic regression on the two scores, fitted on the validation patients
+    run([sys.executable, 'tools/late_fusion.py', '--image-scores', scores('msom_cet1_cpu'),
+         scores('msom_cet1_cpu_val'), '--clinical-scores', scores('clinical_baseline'),
+         scores('clinical_baseline_val'), '--work-dir', str(dirs['late_fusion'])])
+    models = [f'late_fusion={scores("late_fusion")}',
+              f'clinical_only={scores("clinical_baseline")}',
+              f'image_only={scores("msom_cet1_cpu")}']
     if args.cnn_baselines:
-        for config, name in ((IMAGE_ONLY_CONFIG, 'msom_cet1_tiny'),
-                             (MAXSLICE_CONFIG, 'msom_maxslice_cet1_tiny')):
-            train_and_test(config, data, dirs[name], args.seed, args.cls_iters,
-                           ['--det-checkpoint', str(det_ckpt)])
-        models += [f'image_only={scores("msom_cet1_tiny")}',
-                   f'max_slice={scores("msom_maxslice_cet1_tiny")}']
+        if clinical_config == EARLY_FUSION_CONFIG:
+            train_and_test(EARLY_FUSION_CONFIG, data, dirs['msom_fusion_cpu'], args.seed,
+                           args.cls_iters, ['--det-checkpoint', str(det_ckpt)])
+            models.append(f'early_fusion={scores("msom_fusion_cpu")}')
+        else:
+            print(f'[demo] no {EBV_COLUMN} in clinical.csv (generator version 1): early fusion '
+                  f'({EARLY_FUSION_CONFIG}) not trained')
+        train_and_test(WHOLE_SLICE_CONFIG, data, dirs['msom_cet1_tiny'], args.seed,
+                       args.cls_iters, ['--det-checkpoint', str(det_ckpt)])
+        models.append(f'whole_slice={scores("msom_cet1_tiny")}')
     if args.end_to_end:
-        # what a user deploys: the detector chooses the slices; deployment cut-off on train
-        # (tools/predict.py below takes it and the slice threshold from deployment.json)
-        run([sys.executable, 'tools/test_end_to_end.py', CLS_CONFIG, str(cls_ckpt),
+        # what a user deploys: the detector chooses the lesions; deployment cut-off on train;
+        # a patient in whom nothing is found gets the clinical-only score (intention to treat)
+        run([sys.executable, 'tools/test_end_to_end.py', IMAGE_CONFIG, str(cls_ckpt),
              '--det-checkpoint', str(det_ckpt), '--data-root', str(data),
-             '--work-dir', str(dirs['end_to_end']), *det_thr])
+             '--work-dir', str(dirs['end_to_end']), '--fallback-scores',
+             scores('clinical_baseline'), *det_thr])
         models.append(f'end_to_end={scores("end_to_end", ":end_to_end_score")}')
-    run([sys.executable, 'tools/compare_models.py', '--reference', 'fusion',
+    run([sys.executable, 'tools/compare_models.py', '--reference', 'late_fusion',
          *[part for model in models for part in ('--model', model)],
          '--eval-split', cls_metrics.get('eval_split', 'test'), '--out', str(dirs['comparison'])])
-    # one test patient from DICOM alone; without --end-to-end, prediction takes the
-    # contour-based cut-off of the classifier's metrics.json (it says so) and the slice
-    # threshold fitted on the validation slices
+    # one test patient from DICOM alone, the fused score at the late fusion's cut-off
+    # (Youden on the validation patients) and the slice threshold fitted on the validation
+    # slices
     patient_id, clinical_json = held_out_patient(data, work_dir)
     predict_dir = work_dir / f'predict_{patient_id}'
     run([sys.executable, 'tools/predict.py', str(cohort / patient_id), '--det-checkpoint',
-         str(det_ckpt), '--cls-checkpoint', str(cls_ckpt), '--config', CLS_CONFIG,
+         str(det_ckpt), '--cls-checkpoint', str(cls_ckpt), '--config', IMAGE_CONFIG,
          '--clinical', str(clinical_json), '--out', str(predict_dir), '--overwrite',
-         *([] if args.end_to_end else det_thr)], ok_codes=(0, 2))
+         '--late-fusion', str(dirs['late_fusion']), '--clinical-model',
+         str(dirs['clinical_baseline'] / 'clinical_model.json'), *det_thr], ok_codes=(0, 2))
     # the demo patient has contours: did the detector find its tumour?
     run([sys.executable, 'tools/check_detections.py', str(predict_dir), str(cohort / patient_id)])
     from mmnpc.demo_report import write_demo_report
@@ -228,6 +270,8 @@ def main() -> None:
     md, page = write_demo_report(work_dir, dirs, predict_dir, minutes=(time.time() - start) / 60,
                                  settings=vars(args))
     split = cls_metrics.get('eval_split')
+    fused = json.loads((dirs['late_fusion'] / 'metrics.json').read_text())
+    clinical = json.loads((dirs['clinical_baseline'] / 'metrics.json').read_text())
     check = json.loads((predict_dir / 'detection_check.json').read_text())['classes']['GTV']
     print(f'\n[demo] done in {(time.time() - start) / 60:.1f} min.')
     for name, metrics in (('validation', det_val), ('test', det_test)):
@@ -235,8 +279,10 @@ def main() -> None:
               f'{metrics.get("GTVln_AP50"):.3f} ({metrics.get("split")})')
     print(f'  slice threshold          : '
           f'{(det_val.get("slice_scores", {}).get("any") or {}).get("youden_thr")}')
-    print(f'  classifier AUC ({split})    : {cls_metrics.get("auc")} '
-          f'[{cls_metrics.get("auc_ci_low")}, {cls_metrics.get("auc_ci_high")}]')
+    for name, metrics in (('image only', cls_metrics), ('clinical only', clinical),
+                          ('late fusion', fused)):
+        print(f'  {name:13s} AUC ({split}): {metrics.get("auc")} '
+              f'[{metrics.get("auc_ci_low")}, {metrics.get("auc_ci_high")}]')
     print(f'  patient {patient_id} GTV     : slice recall {check["slice_recall"]:.2f}, '
           f'precision {check["slice_precision"]}, centroid distance median '
           f'{check["centroid_distance_mm"]["median"]} mm')

@@ -43,7 +43,7 @@ def test_report_shows_test_split_end_to_end_and_baselines(tmp_path):
     assert any('nothing detected' in note for note in evaluation.notes)
     summary = msom_summary(MsomEvaluation(evaluation.report, evaluation.end_to_end.table,
                                           evaluation.notes))
-    dirs = {name: tmp_path / name for name in ('detector', 'msom_fusion_tiny',
+    dirs = {name: tmp_path / name for name in ('detector', 'msom_cet1_cpu', 'late_fusion',
                                                'end_to_end', 'comparison')}
     _dump(dirs['end_to_end'], summary)
     slice_scores = {'any': {'auc': 0.97, 'n_pos': 300, 'n_neg': 200, 'pos_q10': 0.71,
@@ -54,13 +54,23 @@ def test_report_shows_test_split_end_to_end_and_baselines(tmp_path):
     _dump(dirs['detector'] / 'test', {'split': 'test_step16', 'GTV_AP50': 0.7,
                                       'GTVln_AP50': 0.3, 'notes': []})
     contour = msom_summary(evaluation.contour)
-    _dump(dirs['msom_fusion_tiny'], contour)
-    tables = {'fusion': rows.rename(columns={'contour_score': 'score'}),
+    _dump(dirs['msom_cet1_cpu'], contour)
+    _dump(dirs['late_fusion'], {**contour, 'auc': 0.812, 'late_fusion_coef_clinical': 0.91,
+                                'late_fusion_coef_image': 1.37, 'late_fusion_intercept': -0.2,
+                                'late_fusion_fit_split': 'val', 'late_fusion_n_fit_patients': 24,
+                                'late_fusion_n_fit_positive': 9})
+    shares = {'GTV': 0.61, 'GTVln': 0.07, 'ring': 0.2, 'elsewhere': 0.12}
+    cam = {'eval_split': 'test', 'parts': list(shares), 'ring_mm': 5.0, 'groups': {
+        'all': {'n_patients': 8, 'n_samples': 16, 'mean_over_patients': shares},
+        'true_positive': {'n_patients': 4, 'n_samples': 8, 'mean_over_patients': shares}}}
+    (dirs['msom_cet1_cpu'] / 'cam').mkdir()
+    (dirs['msom_cet1_cpu'] / 'cam' / 'cam_summary.json').write_text(json.dumps(cam))
+    tables = {'late_fusion': rows.rename(columns={'contour_score': 'score'}),
               'end_to_end': rows.rename(columns={'end_to_end_score': 'score'})}
-    result = compare_models(tables, 'fusion', 'test')
+    result = compare_models(tables, 'late_fusion', 'test')
     dirs['comparison'].mkdir()
     (dirs['comparison'] / 'comparison.json').write_text(json.dumps(
-        {'eval_split': 'test', 'reference': 'fusion',
+        {'eval_split': 'test', 'reference': 'late_fusion',
          'models': json.loads(result.to_json(orient='records'))}))
     md, _ = write_demo_report(tmp_path, dirs, tmp_path / 'no_prediction', minutes=1.0)
     report = md.read_text()
@@ -68,7 +78,13 @@ def test_report_shows_test_split_end_to_end_and_baselines(tmp_path):
     assert '| val_step4 | 0.880 | 0.690 |' in report and '| test_step16 | 0.700 | 0.300 |' in report
     assert '0.93 (0.71-0.98) | 0.38 (0.20-0.54) | 0.970' in report  # tumour vs tumour-free
     assert 'Youden): 0.655' in report
-    assert 'Stage 2: MSOM prediction (CE-T1WI + clinical, test patients' in report
+    assert 'Stage 2: MSOM prediction (CE-T1WI lesion regions, image only, test patients' in report
+    assert 'Late fusion: clinical-only + image-only scores (test patients)' in report
+    assert '0.812' in report and 'clinical 0.91, image 1.37' in report
+    assert 'fitted on the 24 val patients (9 MSOM)' in report
+    assert 'Where the image model looks (Grad-CAM)' in report
+    assert '| true positive | 4 | 8 | 0.61 | 0.07 | 0.20 | 0.12 |' in report
+    assert 'intention to treat' in report and f'{summary["itt_auc"]:.3f}' in report
     assert 'Baselines (test patients scored by every model)' in report
     assert 'End-to-end: the score a new patient gets (test patients)' in report
     assert '1 of 10' in report  # test patients without any detection

@@ -52,7 +52,8 @@ def test_every_step_writes_its_block_of_the_report(tiny_demo):
     report = (work / 'report.md').read_text()
     for heading in ('Stage 1', 'Stage 2', 'Survival', 'End-to-end: the score',
                     'Prediction for held-out patient', 'Baselines (test patients',
-                    'Checked against the patient\'s own contours'):
+                    'Checked against the patient\'s own contours', 'Late fusion',
+                    'Where the image model looks (Grad-CAM)', 'intention to treat'):
         assert heading in report, heading
     assert 'Not run, for time' not in report  # --end-to-end and --cnn-baselines ran
     assert (work / 'report.html').read_text().count(';base64,') >= 4  # detections, ROC, 2 KM
@@ -60,26 +61,44 @@ def test_every_step_writes_its_block_of_the_report(tiny_demo):
         _json(work / 'detector' / 'test' / 'metrics.json')
     assert (val['split'], test['split']) == ('val_step4', 'test_step8')
     assert list((work / 'detector' / 'test').glob('*/show/*.jpg'))  # the pictures
-    cls = _json(work / 'msom_fusion_tiny' / 'metrics.json')
     test_patients = _rows(work / 'data' / 'clinical.csv').query('split == "test"')
-    assert cls['eval_split'] == 'test' and cls['n_val_patients'] == len(test_patients) == 3
+    for folder in ('msom_cet1_cpu', 'late_fusion', 'clinical_baseline'):
+        metrics = _json(work / folder / 'metrics.json')
+        assert metrics['eval_split'] == 'test', folder
+        assert metrics['n_val_patients'] == len(test_patients) == 3, folder
+    fit = _json(work / 'late_fusion' / 'metrics.json')
+    assert fit['late_fusion_fit_split'] == 'val' and fit['late_fusion_n_fit_patients'] == 3
     comparison = _json(work / 'comparison' / 'comparison.json')
     assert [m['model'] for m in comparison['models']] == [
-        'fusion', 'clinical_only', 'image_only', 'max_slice', 'end_to_end']
-    assert (work / 'msom_fusion_tiny' / 'survival' / 'survival.json').is_file()
-    assert (work / 'msom_fusion_tiny' / 'deployment.json').is_file()
+        'late_fusion', 'clinical_only', 'image_only', 'early_fusion', 'whole_slice',
+        'end_to_end']
+    assert (work / 'msom_cet1_cpu' / 'survival' / 'survival.json').is_file()
+    assert (work / 'msom_cet1_cpu' / 'deployment.json').is_file()
+    cam = _json(work / 'msom_cet1_cpu' / 'cam' / 'cam_summary.json')
+    assert cam['eval_split'] == 'test' and cam['groups']['all']['n_patients'] == 3
+    assert list((work / 'msom_cet1_cpu' / 'cam').glob('montage_*.png'))
+    e2e = _json(work / 'end_to_end' / 'metrics.json')
+    assert e2e['itt_n_val_patients'] == 3  # intention to treat: no test patient drops out
+    assert 'clinical_baseline' in e2e['itt_fallback']
 
 
 def test_the_validation_slice_threshold_reaches_end_to_end_and_prediction(tiny_demo):
     work = tiny_demo.work
     youden = _json(work / 'detector' / 'val' / 'metrics.json')['slice_scores']['any']['youden_thr']
     end_to_end = _json(work / 'end_to_end' / 'metrics.json')
-    deployment = _json(work / 'msom_fusion_tiny' / 'deployment.json')
+    deployment = _json(work / 'msom_cet1_cpu' / 'deployment.json')
     prediction = _json(next(work.glob('predict_*/prediction.json')))
     expected = 0.5 if youden is None else youden  # no fitted threshold: the 0.5 default
     assert end_to_end['det_score_thr'] == deployment['det_score_thr'] == expected
     assert prediction['det_score_thr'] == expected
-    assert prediction['cutoff_source'].endswith('deployment.json')
+    # the prediction is the late-fused score, at the fusion's cut-off (val patients)
+    assert prediction['cutoff_source'] == str(work / 'late_fusion' / 'metrics.json')
+    assert prediction['cutoff'] == _json(work / 'late_fusion' / 'metrics.json')['cutoff']
+    if prediction['msom_score'] is not None:
+        from mmnpc.evaluation.late_fusion import load_late_fusion
+        fusion, _ = load_late_fusion(work / 'late_fusion')
+        assert prediction['msom_score'] == pytest.approx(float(fusion.score(
+            [prediction['clinical_score']], [prediction['image_score']])[0]), abs=1e-4)  # 6 digits
     assert prediction['patient_id'] in set(_rows(work / 'data' / 'clinical.csv')
                                            .query('split == "test"')['patient_id'])
     check = _json(next(work.glob('predict_*/detection_check.json')))
@@ -88,8 +107,8 @@ def test_the_validation_slice_threshold_reaches_end_to_end_and_prediction(tiny_d
 
 def test_reported_figures_recompute_from_the_rows(tiny_demo):
     work = tiny_demo.work
-    rows = _rows(work / 'msom_fusion_tiny' / 'patient_scores.csv')
-    metrics = _json(work / 'msom_fusion_tiny' / 'metrics.json')
+    rows = _rows(work / 'msom_cet1_cpu' / 'patient_scores.csv')
+    metrics = _json(work / 'msom_cet1_cpu' / 'metrics.json')
     test, train = rows[rows['split'] == 'test'], rows[rows['split'] == 'train']
     assert metrics['auc'] == pytest.approx(delong_auc_ci(test['score'], test['label']).auc)
     assert metrics['cutoff'] == pytest.approx(youden_cutoff(train['score'], train['label']))
@@ -97,9 +116,11 @@ def test_reported_figures_recompute_from_the_rows(tiny_demo):
     assert (rows['label'] == rows['patient_id'].map(labels)).all()  # the converter's labels
     # the paired comparison, recomputed from every model's rows on the test patients all of
     # them scored (the end-to-end score has none where the detector found nothing)
-    sources = {'fusion': ('msom_fusion_tiny', 'score'), 'clinical_only': ('clinical_baseline',
-               'score'), 'image_only': ('msom_cet1_tiny', 'score'),
-               'max_slice': ('msom_maxslice_cet1_tiny', 'score'),
+    sources = {'late_fusion': ('late_fusion', 'score'),
+               'clinical_only': ('clinical_baseline', 'score'),
+               'image_only': ('msom_cet1_cpu', 'score'),
+               'early_fusion': ('msom_fusion_cpu', 'score'),
+               'whole_slice': ('msom_cet1_tiny', 'score'),
                'end_to_end': ('end_to_end', 'end_to_end_score')}
     scores = {}
     for model, (folder, column) in sources.items():
@@ -111,16 +132,16 @@ def test_reported_figures_recompute_from_the_rows(tiny_demo):
     for row in _json(work / 'comparison' / 'comparison.json')['models']:
         model = row['model']
         assert row['n_patients'] == len(common), model
-        paired = delong_paired_test(scores['fusion'][common], scores[model][common],
+        paired = delong_paired_test(scores['late_fusion'][common], scores[model][common],
                                     labels_common)
         assert _nan(row['auc']) == pytest.approx(paired.auc_b, nan_ok=True), model
-        if model != 'fusion':
+        if model != 'late_fusion':
             assert _nan(row['difference_vs_reference']) == pytest.approx(
                 paired.difference, nan_ok=True), model
     # the end-to-end evaluation's deployment cut-off: Youden on its training rows
     e2e = _rows(work / 'end_to_end' / 'patient_scores.csv')
     e2e_train = e2e[(e2e['split'] == 'train') & e2e['end_to_end_score'].notna()]
-    deployment = _json(work / 'msom_fusion_tiny' / 'deployment.json')
+    deployment = _json(work / 'msom_cet1_cpu' / 'deployment.json')
     if e2e_train['label'].nunique() == 2:
         assert deployment['cutoff'] == pytest.approx(
             youden_cutoff(e2e_train['end_to_end_score'], e2e_train['label']))
@@ -130,14 +151,14 @@ def test_reported_figures_recompute_from_the_rows(tiny_demo):
 
 def test_testing_the_same_checkpoint_again_gives_the_same_scores(tiny_demo, tmp_path):
     work = tiny_demo.work
-    checkpoint = (work / 'msom_fusion_tiny' / 'last_checkpoint').read_text().strip()
+    checkpoint = (work / 'msom_cet1_cpu' / 'last_checkpoint').read_text().strip()
     result = subprocess.run(
-        [sys.executable, 'tools/test.py', 'configs/msom_fusion_tiny.py', checkpoint,
+        [sys.executable, 'tools/test.py', 'configs/msom_cet1_cpu.py', checkpoint,
          '--data-root', str(work / 'data'), '--work-dir', str(tmp_path)],
         cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     again = _rows(tmp_path / 'patient_scores.csv')
-    pd.testing.assert_frame_equal(again, _rows(work / 'msom_fusion_tiny' / 'patient_scores.csv'))
+    pd.testing.assert_frame_equal(again, _rows(work / 'msom_cet1_cpu' / 'patient_scores.csv'))
 
 
 def test_validate_reads_the_demo_folder_and_prints_every_bar(tiny_demo, tmp_path):
@@ -151,9 +172,9 @@ def test_validate_reads_the_demo_folder_and_prints_every_bar(tiny_demo, tmp_path
     assert result.returncode in (0, 1), result.stderr[-3000:]
     assert 'bars missed' in result.stdout
     records = _json(tmp_path / 'validation.json')['checks']
-    assert sum(c['passed'] is not None for c in records) == 11  # the bars; the rest information
+    assert sum(c['passed'] is not None for c in records) == 12  # the bars; the rest information
     assert [c['name'].split(' AUC')[0] for c in records if c['passed'] is None] == [
-        'clinical_only', 'image_only', 'max_slice', 'end_to_end']  # one per compared model
+        'image_only', 'early_fusion', 'whole_slice', 'end_to_end']  # the other models
     checks = {c['name']: c['value'] for c in records}
     assert checks['detector GTV box AP@0.5 (test_step8)'] is not None
     prediction = _json(next(tiny_demo.work.glob('predict_*/prediction.json')))

@@ -24,9 +24,9 @@ def test_a_passing_demo_prints_each_figure_beside_its_bar(tool, demo_folder, tmp
     assert tool.main(['--work-dir', str(work), '--no-run']) == 0
     out = capsys.readouterr().out
     assert 'PASS  detector GTV box AP@0.5 (test_step16)' in out and 'bar: >= 0.75' in out
-    assert '0 of 11 bars missed' in out
+    assert '0 of 12 bars missed' in out
     record = json.loads((work / 'validation.json').read_text())
-    assert record['passed'] is True and len(record['checks']) == 12
+    assert record['passed'] is True and len(record['checks']) == 13
 
 
 def test_a_missed_bar_exits_1_and_says_which(tool, demo_folder, tmp_path, capsys):
@@ -34,7 +34,7 @@ def test_a_missed_bar_exits_1_and_says_which(tool, demo_folder, tmp_path, capsys
     (work / 'report.md').write_text('# demo\n')
     assert tool.main(['--work-dir', str(work), '--no-run']) == 1
     out = capsys.readouterr().out
-    assert 'FAIL  NPC001: slice precision' in out and '1 of 11 bars missed' in out
+    assert 'FAIL  NPC001: slice precision' in out and '1 of 12 bars missed' in out
     assert json.loads((work / 'validation.json').read_text())['passed'] is False
 
 

@@ -9,8 +9,10 @@ from mmnpc.evaluation.quality_bars import demo_checks, failed
 def test_the_readme_run_passes_every_bar(demo_folder, tmp_path):
     checks = demo_checks(demo_folder(tmp_path))
     assert failed(checks) == []
-    assert sum(c.passed is None for c in checks) == 1  # clinical-only: information only
-    assert any('clinical_only' in c.name and '0.660' in c.value for c in checks)
+    assert sum(c.passed is None for c in checks) == 1  # image-only: information only
+    assert any('image_only' in c.name and '0.700' in c.value for c in checks)
+    assert any('minus clinical-only' in c.name and 'p 0.040' in c.name and c.value == 0.10
+               for c in checks)
 
 
 @pytest.mark.parametrize('change, name', [
@@ -23,8 +25,10 @@ def test_the_readme_run_passes_every_bar(demo_folder, tmp_path):
     ({'gtv__centroid_distance_mm': {'median': 1.0, 'n': 2}}, 'centroid distance'),
     ({'prediction__n_slices_with_tumour': 85}, 'not every slice'),
     ({'gtv__slice_precision': 0.48}, 'slice precision'),
-    ({'cls__auc_ci_low': 0.5}, 'AUC 95% CI'),
-    ({'cls__eval_split': 'val'}, 'evaluated on'),
+    ({'fusion__auc_ci_low': 0.5}, 'AUC 95% CI'),
+    ({'fusion__eval_split': 'val'}, 'evaluated on'),
+    ({'clinical__difference_vs_reference': 0.0}, 'minus clinical-only'),
+    ({'clinical__difference_vs_reference': None}, 'minus clinical-only'),
 ])
 def test_each_bar_fails_on_its_own(demo_folder, tmp_path, change, name):
     missed = failed(demo_checks(demo_folder(tmp_path, **change)))
