@@ -1,5 +1,5 @@
 # CPU recipe for a Stage-1 detector that learns the built-in cohort's tumours
-# on 2 cores (37 min here; README "Stage 1": box AP@0.5 GTV 0.84, GTVln 0.67
+# on 2 cores (37 min here; docs/detection.md: box AP@0.5 GTV 0.84, GTVln 0.67
 # on every 4th slice of 80 test patients), shared by det_{t1,t2,cet1}_cpu.py. The
 # model is still Mask R-CNN R50-FPN from random initialisation; the full-size
 # configs keep the paper's settings. It keeps the tiny smoke configs' input
@@ -24,7 +24,7 @@
 #   256 px crops of the full-resolution 512 px slice (LesionCrop) for 1800
 #   iterations (83 min): GTV AP@0.5 0.79, but nodes were located and labelled
 #   GTV (AP@0.5 0.13) and testing the 512 px slice cost 1.9 s per slice
-#   (README "Stage 1"; commit 0533742).
+#   (docs/detection.md; commit 0533742).
 _base_ = [
     './models/mask-rcnn_r50_fpn_npc.py',
     './datasets/npc_instance.py',

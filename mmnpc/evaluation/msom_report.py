@@ -1,6 +1,6 @@
 """Patient-level evaluation of the MSOM classifier and its files (metrics.json, CSV, ROC).
 
-The protocol (README, "Stage 2 evaluation"):
+The protocol (docs/evaluation.md, "Evaluation"):
 
 * a patient's score is the mean of its slice scores (:func:`patient_scores`);
 * the cut-off is chosen on the *training* patients -- Youden's J on their ROC

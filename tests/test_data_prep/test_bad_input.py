@@ -1,4 +1,4 @@
-"""Messy input, one test per case of the README table 'When data is messy'.
+"""Messy input, one test per case of the table 'When data is messy' of docs/data.md.
 
 Every case runs the real pipeline (prepare_patient / convert_cohort) on tiny
 synthetic DICOM (32 x 32 px, 6 slices, 64 px output) and checks what the tool

@@ -18,8 +18,8 @@ class LesionCrop(RandomCrop):
     Training on crops of the full-resolution slice instead of the whole slice
     scaled down keeps small lymph nodes at their real pixel size at the cost
     of one crop's compute. (No config here uses it now: the first CPU recipe
-    did, commit 0533742; the current one trains on whole 256 px slices, README
-    "Stage 1".) A uniformly placed crop, though, often misses the
+    did, commit 0533742; the current one trains on whole 256 px slices,
+    docs/detection.md.) A uniformly placed crop, though, often misses the
     few lesions of a slice. So, as nnDetection / nnU-Net sample patches, with
     probability ``lesion_prob`` the crop is placed (uniformly among the
     offsets that do so) to contain one lesion of the slice, chosen at random,

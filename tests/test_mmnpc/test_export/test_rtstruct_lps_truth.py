@@ -4,8 +4,8 @@ The input series has non-trivial geometry (ImagePositionPatient far from 0,
 2.5 x 2.0 mm pixels, columns running to patient Right, slices stored head to
 foot). On the canonical 512 px slices predict gets for it, the detection mask
 is drawn from a lesion chosen here in LPS mm -- a rectangle with a rectangular
-hole, faces off the pixel grid -- by the pixel-centre rule and the README's
-pixel -> LPS formula. Read back with pydicom, the contours must trace the
+hole, faces off the pixel grid -- by the pixel-centre rule and the
+pixel -> LPS formula of docs/data.md. Read back with pydicom, the contours must trace the
 lesion's faces within half an output pixel (the mask itself is only that
 exact), the outer contour's centroid must be the lesion's centre, every point
 must lie at the slice's z, and the contours must name the native slice nearest
@@ -47,7 +47,7 @@ def exported(tmp_path_factory):
                              require_contours=False)['cet1'].slices
     slc = min(slices, key=lambda s: abs(s.z_mm - SLICE_Z))
     assert slc.z_mm == pytest.approx(SLICE_Z, abs=1e-6)
-    # pixel (u, v) of the slice is centred at origin + (u, v) * spacing (README, PreparedSlice)
+    # pixel (u, v) of the slice is centred at origin + (u, v) * spacing (docs/data.md)
     v, u = np.mgrid[:slc.image.shape[0], :slc.image.shape[1]]
     x = slc.origin_mm[0] + u * slc.spacing_mm[0]
     y = slc.origin_mm[1] + v * slc.spacing_mm[1]
