@@ -1,0 +1,126 @@
+"""The import graph keeps its layers (issue 32): read by ``ast``, every import counted,
+those inside functions too.
+
+* ``data_prep`` (DICOM in, converter out) never imports ``mmnpc`` (the models);
+* library code (``data_prep``, ``mmnpc``) never imports the scripts above it
+  (``tools``, ``benchmarks``, ``experiments``);
+* the parts of ``mmnpc`` (its subpackages and top-level modules) import each other
+  without a cycle. The package's own ``__init__`` is left out: it imports every part
+  so that their modules register with MMEngine.
+"""
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LIBRARIES = ('data_prep', 'mmnpc')
+SCRIPTS = ('tools', 'benchmarks', 'experiments')
+
+
+def module_name(path: Path, root: Path = REPO) -> str:
+    parts = list(path.relative_to(root).with_suffix('').parts)
+    return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+
+
+def imported_names(path: Path, root: Path = REPO) -> set[str]:
+    """Every module ``path`` imports (relative imports resolved; ``from a import b``
+    gives ``a`` and ``a.b``, since ``b`` may be a module)."""
+    tree = ast.parse(path.read_text(encoding='utf-8'), str(path))
+    module = module_name(path, root)
+    package = module if path.name == '__init__.py' else module.rpartition('.')[0]
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split('.')[:len(package.split('.')) - node.level + 1]
+                name = '.'.join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ''
+            names.add(name)
+            names |= {f'{name}.{alias.name}' for alias in node.names}
+    return names
+
+
+def library_imports() -> dict[str, set[str]]:
+    """module -> the first-party modules it imports, for every library module."""
+    first_party = LIBRARIES + SCRIPTS
+    return {module_name(path): {n for n in imported_names(path) if n.split('.')[0] in first_party}
+            for top in LIBRARIES for path in sorted((REPO / top).rglob('*.py'))}
+
+
+def part(module: str) -> str:
+    """The part of ``mmnpc`` a module belongs to: ``mmnpc.inference.grad_cam`` -> ``mmnpc.inference``."""
+    return '.'.join(module.split('.')[:2])
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of ``graph`` as a path (first node repeated at the end), or []."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return []
+
+
+def test_find_cycle_finds_one_and_only_one():
+    assert find_cycle({'a': {'b'}, 'b': {'c'}, 'c': set()}) == []
+    assert find_cycle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == ['a', 'b', 'c', 'a']
+
+
+def test_imported_names_resolve_relative_and_nested_imports(tmp_path):
+    package = tmp_path / 'mmnpc' / 'inference'
+    package.mkdir(parents=True)
+    source = package / 'x.py'
+    source.write_text('from ..evaluation import stats\n'
+                      'def f():\n    import tools.demo\n')
+    assert imported_names(source, tmp_path) == {'mmnpc.evaluation', 'mmnpc.evaluation.stats',
+                                      'tools.demo'}
+
+
+def test_data_prep_never_imports_mmnpc():
+    upward = {m: sorted(n for n in names if n.split('.')[0] == 'mmnpc')
+              for m, names in library_imports().items() if m.split('.')[0] == 'data_prep'}
+    assert {m: n for m, n in upward.items() if n} == {}
+
+
+def test_library_code_never_imports_the_scripts():
+    upward = {m: sorted(n for n in names if n.split('.')[0] in SCRIPTS)
+              for m, names in library_imports().items()}
+    assert {m: n for m, n in upward.items() if n} == {}
+
+
+def test_the_parts_of_mmnpc_import_each_other_without_a_cycle():
+    graph: dict[str, set[str]] = defaultdict(set)
+    modules = library_imports()
+    parts = {part(m) for m in modules if m.startswith('mmnpc.')}
+    for module, names in modules.items():
+        if not module.startswith('mmnpc.'):
+            continue  # data_prep (checked above) and the package's registering __init__
+        for name in names:
+            target = part(name)
+            if target in parts and target != part(module):
+                graph[part(module)].add(target)
+    assert 'mmnpc.datasets' in graph['mmnpc.evaluation']  # the scan sees the package's edges
+    assert find_cycle(graph) == []
