@@ -82,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                     '<seq>/images/*.jpg, <seq>/annotations/{train,val}.json (and test.json '
                     'with --test-fraction or test patients in --split-file), clinical.csv, '
                     'manifest.json. OUT appears only when everything succeeded; a failed run '
-                    'keeps OUT.partial, and re-running the same command resumes from it.')
+                    'keeps OUT.partial, and re-running the same command resumes from it. '
+                    'While it runs, OUT.lock names its process: a second convert into the same '
+                    'OUT is refused (a lock left by a killed run is taken over).')
     convert.add_argument('cohort', type=Path, metavar='COHORT', help='cohort folder')
     convert.add_argument('out', type=Path, metavar='OUT', help='output folder (must not exist '
                          'unless --overwrite)')

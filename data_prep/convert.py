@@ -32,6 +32,11 @@ unchanged, and converts only the rest; the final assembly links the JPEGs
 costs at most the patients in progress. Fragments do not depend on the split,
 so a different seed, fraction (val or test) or split file re-uses all of them.
 
+One converter per output: a run holds the lock ``OUT.lock`` (``data_prep.folder_lock``)
+from its argument checks to the end; a second run into the same ``OUT`` stops
+with a DataPrepError naming the first one's process and command, and a lock
+left by a killed run is taken over.
+
 Bad patients: by default the first DataPrepError stops the run. With
 ``skip_bad_patients`` a patient whose clinical row, folder or images are bad is
 left out, logged (``skipping patient <id>: <reason naming the file>``) and
@@ -65,6 +70,7 @@ from data_prep.clinical import (
     write_clinical,
 )
 from data_prep.coco_writer import dumps_json, to_json_value, write_json
+from data_prep.folder_lock import FolderLockedError, acquire, release
 from data_prep.label_map_files import masks_dir_files
 from data_prep.options import PrepOptions, load_options
 from data_prep.patient import prepare_patient
@@ -119,8 +125,24 @@ def convert_cohort(cohort: Path, out: Path, *, val_fraction: float = 0.25, seed:
     cohort, out = Path(cohort).resolve(), Path(out).resolve()
     options = load_options(None) if options is None else options
     split_file = None if split_file is None else Path(split_file)
-    _check_arguments(cohort, out, workers, overwrite, options)
+    _check_arguments(cohort, out, workers, overwrite, options)  # before writing anything
     _check_split_arguments(split_file, val_fraction, test_fraction)
+    try:  # one converter per output folder (data_prep.folder_lock)
+        lock = acquire(out, command=f'convert {cohort} into {out}')
+    except FolderLockedError as error:
+        raise DataPrepError(str(error)) from None
+    try:
+        _check_arguments(cohort, out, workers, overwrite, options)  # a run just finished?
+        return _convert_locked(cohort, out, val_fraction, seed, workers, split_file, options,
+                               skip_bad_patients, progress, test_fraction)
+    finally:
+        release(lock)
+
+
+def _convert_locked(cohort: Path, out: Path, val_fraction: float, seed: int, workers: int,
+                    split_file: Path | None, options: PrepOptions, skip_bad_patients: bool,
+                    progress: bool, test_fraction: float) -> dict:
+    """:func:`convert_cohort` once its arguments are checked and ``out`` is locked."""
     clinical, patients, skipped = _select_patients(cohort, skip_bad_patients)
     splits = _split(clinical, patients, split_file, set(skipped), val_fraction, test_fraction,
                     seed)

@@ -20,7 +20,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize('command, expected', [
     ((), ['synth', 'convert']),
     (('convert',), ['--val-fraction', '--seed', '--workers', '--split-file', '--mapping',
-                    '--overwrite', '--skip-bad-patients', 'OUT.partial']),
+                    '--overwrite', '--skip-bad-patients', 'OUT.partial', 'OUT.lock']),
     (('synth',), ['--patients', '--seed', 'OUT_DIR']),
 ])
 def test_help(command, expected):
@@ -164,3 +164,15 @@ def test_convert_only_the_sequences_asked_for(tmp_path):
                     '--series-overrides', overrides, '--no-progress')
     assert wrong.returncode == 1 and f'series overrides file {overrides}' in wrong.stderr
     assert 'patient NPC001' in wrong.stderr and 'Traceback' not in wrong.stderr
+
+
+def test_a_locked_output_is_one_error_line_naming_its_writer(small_cohort, tmp_path):
+    import os
+    import socket
+    (tmp_path / 'out.lock').write_text(json.dumps({
+        'pid': os.getpid(), 'host': socket.gethostname(), 'command': 'convert A into out',
+        'started': '2026-12-07 10:00:00'}))  # this test's process: alive
+    result = run_cli('convert', small_cohort, tmp_path / 'out', '--no-progress')
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert result.stderr.startswith('error: ') and f'process {os.getpid()}' in result.stderr
+    assert not (tmp_path / 'out').exists() and not (tmp_path / 'out.partial').exists()

@@ -503,3 +503,25 @@ def test_a_cet1_only_cohort_converts_completely_with_sequences_cet1(tmp_path):
 
     with pytest.raises(DataPrepError, match='patient NPC001: no series matches t1'):
         run(cohort, tmp_path / 'all_three', options=PrepOptions(output_size=64))
+
+
+def test_a_second_converter_into_the_same_output_is_refused_naming_the_first(cohort, tmp_path,
+                                                                             fake):
+    import subprocess
+    import sys
+
+    from data_prep.folder_lock import lock_path
+    out = tmp_path / 'out'
+    first = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    try:
+        lock_path(out).write_text(json.dumps({
+            'pid': first.pid, 'host': __import__('socket').gethostname(),
+            'command': f'convert {cohort} into {out}', 'started': '2026-12-07 10:00:00'}))
+        with pytest.raises(DataPrepError, match=f'process {first.pid}.*convert'):
+            run(cohort, out, seed=0)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ['cohort', 'out.lock']
+    finally:
+        first.kill()
+        first.wait()
+    run(cohort, out, seed=0)  # its process gone, the lock is taken over and removed at the end
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['cohort', 'out']
