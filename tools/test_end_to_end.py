@@ -24,6 +24,10 @@ contour-based score of the same classifier. Writes to DIR:
 * deployment.json      the deployment cut-off and the slice threshold its scores
                        used, also written beside CLS_CKPT (unless
                        --no-deployment-file), where tools/predict.py finds both
+* patient_rows/        each patient's row as soon as it is scored: a run that is
+                       stopped (killed, out of time) and started again with the
+                       same models, files and settings re-uses them and scores
+                       only the rest (mmnpc/evaluation/row_store.py)
 """
 from __future__ import annotations
 
@@ -106,6 +110,7 @@ def main() -> int:
                                              score_cohort)
     from mmnpc.evaluation.msom_report import MsomEvaluation, msom_summary
     from mmnpc.evaluation.roc_plot import plot_roc
+    from mmnpc.evaluation.row_store import RowStore, file_identity, fingerprint_of
     from mmnpc.inference.cutoff import DEPLOYMENT_FILE, checkpoint_fingerprint
     from mmnpc.inference.det_threshold import parse_det_threshold, refuse_reported_split
     from mmnpc.inference.predict_patient import (PredictOptions, check_same_sequence,
@@ -171,8 +176,20 @@ def main() -> int:
     print(f'[end-to-end] {len(patients)} patients ({", ".join(c.split for c in cohorts)}); '
           f'detector {args.det_checkpoint}, score >= {det_thr.value:.3f} ({det_thr.source}), '
           f'coarse step {args.coarse_step}')
+    store = RowStore(args.work_dir / 'patient_rows', fingerprint_of({
+        'classifier': file_identity(args.checkpoint),
+        'detector': file_identity(args.det_checkpoint),
+        'det_config': None if args.det_config is None else file_identity(args.det_config),
+        'classifier_config': file_identity(args.config), 'cfg_options': args.cfg_options,
+        'det_score_thr': det_thr.value, 'coarse_step': args.coarse_step,
+        'clinical': file_identity(dataset['clinical_file']),
+        'annotations': [file_identity(data_root / a) for a in dataset['ann_files'].values()]}))
+    done = store.load()
+    if done or store.n_stale:
+        print(f'[end-to-end] {len(done)} patients scored earlier with these models and settings '
+              f're-used from {store.folder}; {store.n_stale} stored rows of others ignored')
     table = score_cohort(
-        cohorts, dataset, labels,
+        cohorts, dataset, labels, done=done, on_row=store.save,
         score_fn_for=lambda p: partial(detect_and_score, detector=detector,
                                        classifier=classifier, cls_cfg=cfg,
                                        clinical_vector=vectors[p], options=options),

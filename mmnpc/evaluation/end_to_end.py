@@ -186,21 +186,32 @@ def score_patient(images: Sequence[dict], cohort: CohortInputs,
 def score_cohort(cohorts: Iterable[CohortInputs], dataset_cfg: Mapping,
                  labels: Mapping[str, float], score_fn_for: Callable[[str], Callable],
                  score_units_fn_for: Callable[[str], Callable],
-                 progress: Optional[Callable[[Iterable], Iterable]] = None) -> pd.DataFrame:
+                 progress: Optional[Callable[[Iterable], Iterable]] = None,
+                 done: Optional[Mapping[Tuple[str, str], dict]] = None,
+                 on_row: Optional[Callable[[dict], None]] = None) -> pd.DataFrame:
     """The per-patient table of every patient of ``cohorts`` (columns :data:`ROW_COLUMNS`).
 
     ``score_fn_for(patient_id)`` / ``score_units_fn_for(patient_id)`` return
-    the scoring functions with that patient's clinical vector bound.
+    the scoring functions with that patient's clinical vector bound. Resume:
+    ``done`` maps (split, patient_id) to a row scored earlier by the same models
+    and settings, taken as it is (the caller vouches for that); ``on_row(row)``
+    is called with every newly scored row, e.g. to store it.
     """
-    rows = []
+    rows, done = [], done or {}
     for cohort in cohorts:
         units = contour_units(cohort.coco, dataset_cfg, cohort.source)
         patients = slices_by_patient(cohort.coco).items()
         for patient_id, images in (progress(patients) if progress else patients):
+            if (cohort.split, patient_id) in done:
+                rows.append(dict(done[(cohort.split, patient_id)]))
+                continue
             row = score_patient(images, cohort, units.get(patient_id, []),
                                 score_fn_for(patient_id), score_units_fn_for(patient_id))
-            rows.append({'patient_id': patient_id, 'split': cohort.split,
-                         'label': int(labels[patient_id]), **row})
+            row = {'patient_id': patient_id, 'split': cohort.split,
+                   'label': int(labels[patient_id]), **row}
+            if on_row is not None:
+                on_row(row)
+            rows.append(row)
     return pd.DataFrame(rows, columns=list(ROW_COLUMNS))
 
 

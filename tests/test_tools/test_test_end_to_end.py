@@ -158,3 +158,24 @@ def test_a_training_sample_too_small_for_a_cutoff_is_refused_before_anything_is_
     assert result.returncode != 0
     assert '--max-train-patients' in result.stderr and 'at least 2' in result.stderr
     assert not (tmp / 'w4').exists()
+
+
+def test_a_second_run_reuses_the_stored_rows_and_other_settings_do_not(run):
+    tmp, cohort, splits, det, cls, work, stdout = run
+    assert sorted(p.name for p in (work / 'patient_rows').iterdir()) == sorted(
+        f'{s}__{p}.json' for p, s in splits.items() if s in ('train', 'test'))
+    before = pd.read_csv(work / 'patient_scores.csv', dtype={'patient_id': str})
+    args = [sys.executable, 'tools/test_end_to_end.py', CLS_CONFIG, str(cls), '--det-checkpoint',
+            str(det), '--data-root', str(tmp / 'data'), '--work-dir', str(work),
+            '--det-score-thr', '0', '--no-deployment-file']
+    again = subprocess.run([*args, '--coarse-step', '3'], cwd=REPO, capture_output=True,
+                           text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert '4 patients scored earlier with these models and settings re-used' in again.stdout
+    pd.testing.assert_frame_equal(
+        pd.read_csv(work / 'patient_scores.csv', dtype={'patient_id': str}), before)
+    other = subprocess.run([*args, '--coarse-step', '2'], cwd=REPO,
+                           capture_output=True, text=True)
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert '0 patients scored earlier' in other.stdout and '4 stored rows of others ignored' \
+        in other.stdout

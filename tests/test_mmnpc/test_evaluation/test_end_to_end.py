@@ -146,3 +146,56 @@ def test_sample_training_patients_cuts_the_training_split_only_and_says_so(tmp_p
     assert len({im['patient_id'] for im in cut[1].coco['images']}) == 9
     assert cut[1].tumour_ids == {im['id'] for im in cut[1].coco['images']}
     assert note.startswith('train patients scored: 9 of 30') and 'seed 0' in note
+
+
+def test_score_cohort_takes_rows_scored_earlier_and_hands_on_the_new_ones(tmp_path):
+    import cv2
+
+    from mmnpc.evaluation.end_to_end import CohortInputs, score_cohort
+    coco = _coco(2, slices=2)
+    for image in coco['images']:
+        image['file_name'] = f'{image["id"]}.jpg'
+        cv2.imwrite(str(tmp_path / image['file_name']), np.full((8, 8), 100, np.uint8))
+    cohort = CohortInputs('test', coco, 'test.json', tmp_path)
+    scored = []
+
+    def score_fn_for(patient_id):
+        assert patient_id != 'P00', 'a stored patient must not be scored again'
+        return lambda slices, spacing_mm: ({0: object()}, [0, 1], {0: 0.25})
+
+    stored = {'patient_id': 'P00', 'split': 'test', 'label': 1, 'contour_score': 0.9,
+              'end_to_end_score': 0.8}
+    table = score_cohort([cohort], {'type': 'MsomSliceDataset'}, {'P00': 1, 'P01': 0},
+                         score_fn_for, lambda p: (lambda slices, boxes, spacing_mm: [0.5] * len(
+                             slices)), done={('test', 'P00'): stored}, on_row=scored.append)
+    assert list(table['patient_id']) == ['P00', 'P01']
+    assert table.loc[0, 'end_to_end_score'] == 0.8  # as stored
+    assert [row['patient_id'] for row in scored] == ['P01']
+    assert scored[0]['end_to_end_score'] == 0.25 and scored[0]['contour_score'] == 0.5
+
+
+def test_row_store_keeps_rows_of_its_fingerprint_only(tmp_path):
+    from mmnpc.evaluation.row_store import RowStore, file_identity, fingerprint_of
+    key = fingerprint_of({'classifier': 'a.pth', 'thr': 0.5})
+    assert key == fingerprint_of({'thr': 0.5, 'classifier': 'a.pth'})  # key order is no matter
+    store = RowStore(tmp_path / 'rows', key)
+    assert store.load() == {}
+    row = {'patient_id': 'P1', 'split': 'test', 'label': np.int64(1),
+           'contour_score': np.float32(0.5), 'end_to_end_score': float('nan')}
+    store.save(row)
+    loaded = RowStore(tmp_path / 'rows', key).load()
+    assert list(loaded) == [('test', 'P1')] and loaded[('test', 'P1')]['label'] == 1
+    assert np.isnan(loaded[('test', 'P1')]['end_to_end_score'])
+    other = RowStore(tmp_path / 'rows', fingerprint_of({'classifier': 'b.pth', 'thr': 0.5}))
+    assert other.load() == {} and other.n_stale == 1
+    (tmp_path / 'rows' / 'test__P2.json').write_text('{"fingerprint": ')  # a torn file
+    again = RowStore(tmp_path / 'rows', key)
+    assert list(again.load()) == [('test', 'P1')] and again.n_stale == 1
+    assert not list((tmp_path / 'rows').glob('.*.tmp'))
+    ckpt = tmp_path / 'c.pth'
+    ckpt.write_bytes(b'12')
+    first = file_identity(ckpt)
+    ckpt.write_bytes(b'34')  # same size, written again: another file to a fingerprint
+    import os
+    os.utime(ckpt, ns=(first['mtime_ns'] + 10**9, first['mtime_ns'] + 10**9))
+    assert file_identity(ckpt) != first
