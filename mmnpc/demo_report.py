@@ -116,6 +116,8 @@ def late_fusion_blocks(fusion_dir: Path) -> list[Block]:
                 fmt(m.get('cutoff')), fmt(m.get('precision')), fmt(m.get('recall')),
                 fmt(m.get('specificity')), fmt(m.get('accuracy')),
                 fmt(m.get('n_val_patients'))]])]
+    blocks += [Paragraph(f'Warning: {note}') for note in m.get('notes', [])
+               if 'negative weight' in note]
     if (fusion_dir / 'roc.png').is_file():
         blocks.append(Image(fusion_dir / 'roc.png', 'ROC of the late-fused patient scores'))
     return blocks

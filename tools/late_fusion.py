@@ -85,7 +85,7 @@ def main(argv: Optional[list] = None) -> int:
     args = parse_args(argv)
     from mmnpc.evaluation import evaluate_patient_table, write_msom_outputs
     from mmnpc.evaluation.late_fusion import (fit_late_fusion, fused_patient_table,
-                                              late_fusion_table)
+                                              inverted_inputs, late_fusion_table)
     from mmnpc.evaluation.model_comparison import compare_models
 
     try:
@@ -99,6 +99,7 @@ def main(argv: Optional[list] = None) -> int:
         fused = fused_patient_table(table, model)
         evaluation = evaluate_patient_table(fused, train_split=args.fit_split,
                                             eval_split=args.eval_split)
+        evaluation.notes[:0] = inverted_inputs(table, model)  # printed below, in metrics.json
         single = {name: fused.assign(score=table[column].to_numpy())
                   for name, column in (('clinical-only', 'clinical_score'),
                                        ('image-only', 'image_score'),

@@ -58,7 +58,8 @@ def test_report_shows_test_split_end_to_end_and_baselines(tmp_path):
     _dump(dirs['late_fusion'], {**contour, 'auc': 0.812, 'late_fusion_coef_clinical': 0.91,
                                 'late_fusion_coef_image': 1.37, 'late_fusion_intercept': -0.2,
                                 'late_fusion_fit_split': 'val', 'late_fusion_n_fit_patients': 24,
-                                'late_fusion_n_fit_positive': 9})
+                                'late_fusion_n_fit_positive': 9,
+                                'notes': ['the fit gives the image score a negative weight']})
     shares = {'GTV': 0.61, 'GTVln': 0.07, 'ring': 0.2, 'elsewhere': 0.12}
     cam = {'eval_split': 'test', 'parts': list(shares), 'ring_mm': 5.0, 'groups': {
         'all': {'n_patients': 8, 'n_samples': 16, 'mean_over_patients': shares},
@@ -82,6 +83,7 @@ def test_report_shows_test_split_end_to_end_and_baselines(tmp_path):
     assert 'Late fusion: clinical-only + image-only scores (test patients)' in report
     assert '0.812' in report and 'clinical 0.91, image 1.37' in report
     assert 'fitted on the 24 val patients (9 MSOM)' in report
+    assert 'Warning: the fit gives the image score a negative weight' in report
     assert 'Where the image model looks (Grad-CAM)' in report
     assert '| true positive | 4 | 8 | 0.61 | 0.07 | 0.20 | 0.12 |' in report
     assert 'intention to treat' in report and f'{summary["itt_auc"]:.3f}' in report

@@ -89,3 +89,20 @@ def test_a_model_per_structure_adds_one_input_each_on_common_patients():
         model.score(table['clinical_score'], table['image_score'])
     with pytest.raises(ValueError, match='named image or clinical'):
         late_fusion_table(image, clinical, {'clinical': nodes})
+
+
+def test_a_fit_that_inverts_an_input_says_so_with_its_auc_on_the_fit_split():
+    from mmnpc.evaluation.late_fusion import inverted_inputs
+    image, clinical = _tables()
+    table = late_fusion_table(image, clinical)
+    assert inverted_inputs(table, fit_late_fusion(table)) == []  # both inputs carry risk
+    flipped = table.copy()
+    val = flipped['split'] == 'val'
+    flipped.loc[val, 'image_score'] = 1 - flipped.loc[val, 'image_score']  # wrong way round
+    model = fit_late_fusion(flipped)
+    assert model.coef_image < 0 < model.coef_clinical
+    notes = inverted_inputs(flipped, model)
+    alone = delong_auc_ci(flipped.loc[val, 'image_score'], flipped.loc[val, 'label']).auc
+    assert len(notes) == 1 and 'image score a negative weight' in notes[0]
+    assert f'AUC {alone:.3f}' in notes[0] and alone < 0.5
+    assert f'{model.n_fit_patients} val patients' in notes[0]
