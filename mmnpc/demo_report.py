@@ -103,7 +103,11 @@ def late_fusion_blocks(fusion_dir: Path) -> list[Block]:
         Heading(f'Late fusion: clinical-only + image-only scores ({m.get("eval_split")} '
                 'patients)'),
         Paragraph('A logistic regression on the logits of the clinical-only and the image-only '
-                  f'scores, fitted on the {m.get("late_fusion_n_fit_patients")} '
+                  + ('scores' if m.get('late_fusion_weights_fitted', True) else
+                     'scores with both weights fixed at '
+                     f'{fmt(m.get("late_fusion_prior_weight"), "g")} (too few events to '
+                     'estimate them) and the intercept')
+                  + f', fitted on the {m.get("late_fusion_n_fit_patients")} '
                   f'{m.get("late_fusion_fit_split")} patients '
                   f'({m.get("late_fusion_n_fit_positive")} MSOM), who chose the image model\'s '
                   'checkpoint and saw no test patient; the cut-off is Youden on them too. '
@@ -219,7 +223,8 @@ def end_to_end_blocks(e2e_dir: Path) -> list[Block]:
 
 MODEL_DESCRIPTIONS = {
     'late_fusion': 'late_fusion: logistic regression on the clinical-only and image-only '
-                   'scores, fitted on the validation patients',
+                   'scores, fitted on the validation patients (weights fixed at 1 when they '
+                   'hold fewer than 10 events per input)',
     'clinical_only': 'clinical_only: logistic regression on the encoded clinical vector, '
                      'fitted on the training patients',
     'image_only': 'image_only: the region classifier (lesion windows, no clinical vector)',

@@ -11,8 +11,9 @@ come from a run pointed at them, e.g. ``--cfg-options
 test_evaluator.eval_split=val``); a patient listed twice must have the same
 score. ``--clinical-scores``: ``tools/clinical_baseline.py --eval-split val``
 and ``--eval-split test`` outputs, likewise. The two-input regression is fitted
-on the ``--fit-split`` patients (validation: out-of-sample for both models),
-its cut-off is Youden's J there, and the ``--eval-split`` patients are only
+on the ``--fit-split`` patients (validation: out-of-sample for both models;
+an L2 penalty centred on weights of 1; below 10 events per input the weights
+stay at 1 and only the intercept is fitted, and the console says so), its cut-off is Youden's J there, and the ``--eval-split`` patients are only
 scored. DIR receives metrics.json, patient_scores.csv, roc.png (as tools/test.py
 writes them), late_fusion.json (the coefficients) and comparison.csv: fused,
 clinical-only and image-only AUCs with DeLong CIs on the same patients, and the
@@ -43,6 +44,12 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     parser.add_argument('--fit-split', default='val',
                         help='patients the regression and cut-off are fitted on (val)')
     parser.add_argument('--eval-split', default='test', help='patients evaluated (test)')
+    parser.add_argument('--prior-weight', type=float, default=1.0,
+                        help='centre of the L2 penalty on every weight (1: the sum of logits; '
+                        "0: scikit-learn's LogisticRegression)")
+    parser.add_argument('--min-events-per-input', type=float, default=10,
+                        help='fewer fit-split events of the rarer label per input: weights '
+                        'stay at --prior-weight, only the intercept is fitted (10)')
     parser.add_argument('--more-image-scores', nargs='+', default=[], metavar='NAME=FILE',
                         help='more image models, NAME=patient_scores.csv (a name repeated for '
                         'its test and val files)')
@@ -85,7 +92,8 @@ def main(argv: Optional[list] = None) -> int:
     args = parse_args(argv)
     from mmnpc.evaluation import evaluate_patient_table, write_msom_outputs
     from mmnpc.evaluation.late_fusion import (fit_late_fusion, fused_patient_table,
-                                              inverted_inputs, late_fusion_table)
+                                              inverted_inputs, late_fusion_table,
+                                              weights_note)
     from mmnpc.evaluation.model_comparison import compare_models
 
     try:
@@ -95,11 +103,14 @@ def main(argv: Optional[list] = None) -> int:
         table = late_fusion_table(image, clinical, extra)
         dropped = dropped_patients(clinical, table, (args.fit_split, args.eval_split))
         table = table[table['split'].isin([args.fit_split, args.eval_split])]
-        model = fit_late_fusion(table, fit_split=args.fit_split)
+        model = fit_late_fusion(table, fit_split=args.fit_split,
+                                prior_weight=args.prior_weight,
+                                min_events_per_input=args.min_events_per_input)
         fused = fused_patient_table(table, model)
         evaluation = evaluate_patient_table(fused, train_split=args.fit_split,
                                             eval_split=args.eval_split)
-        evaluation.notes[:0] = inverted_inputs(table, model)  # printed below, in metrics.json
+        # printed below, in metrics.json
+        evaluation.notes[:0] = weights_note(model) + inverted_inputs(table, model)
         single = {name: fused.assign(score=table[column].to_numpy())
                   for name, column in (('clinical-only', 'clinical_score'),
                                        ('image-only', 'image_score'),
@@ -109,7 +120,9 @@ def main(argv: Optional[list] = None) -> int:
     except (ValueError, FileNotFoundError, KeyError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
-    evaluation.report['model'] = ('late fusion: logistic regression (L2, C=1) on logit(clinical-'
+    how = (f'L2 (C=1) centred on weights of {args.prior_weight:g}' if model.weights_fitted else
+           f'weights fixed at {args.prior_weight:g} (too few events), intercept fitted')
+    evaluation.report['model'] = (f'late fusion: logistic regression ({how}) on logit(clinical-'
                                   'only score) and logit(image score)'
                                   + ''.join(f', logit({e} score)' for e in extra)
                                   + f', fitted on the {args.fit_split} patients')
@@ -119,7 +132,8 @@ def main(argv: Optional[list] = None) -> int:
     (args.work_dir / 'late_fusion.json').write_text(json.dumps(model.as_dict(), indent=2) + '\n',
                                                     encoding='utf-8')
     comparison.to_csv(args.work_dir / 'comparison.csv', index=False)
-    print(f'late fusion fitted on {model.n_fit_patients} {args.fit_split} patients '
+    print(f'late fusion {"fitted" if model.weights_fitted else "(intercept only) fitted"} on '
+          f'{model.n_fit_patients} {args.fit_split} patients '
           f'({model.n_fit_positive} MSOM): {model.intercept:+.3f} '
           f'{model.coef_clinical:+.3f} x logit(clinical) {model.coef_image:+.3f} x logit(image)'
           + ''.join(f' {c:+.3f} x logit({e})' for e, c in model.coef_extra.items()))

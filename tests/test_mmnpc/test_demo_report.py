@@ -120,3 +120,19 @@ def test_prediction_block_shows_the_detection_check(tmp_path):
     text = to_markdown(prediction_blocks(predict_dir), tmp_path)
     assert 'no tumour detected' in text and 'looked at 40 of 85 slices' in text
     assert '| GTV | 0.90 | 1.00 | 12 | 1.2 / 3.5 |' in text
+
+
+def test_late_fusion_block_says_when_the_weights_were_not_estimated(tmp_path):
+    from mmnpc.demo_report import late_fusion_blocks
+    from mmnpc.reporting import Paragraph
+    record = {'eval_split': 'test', 'auc': 0.6, 'late_fusion_coef_clinical': 1.0,
+              'late_fusion_coef_image': 1.0, 'late_fusion_intercept': 1.2,
+              'late_fusion_fit_split': 'val', 'late_fusion_n_fit_patients': 24,
+              'late_fusion_n_fit_positive': 10, 'late_fusion_prior_weight': 1.0,
+              'late_fusion_weights_fitted': False}
+    _dump(tmp_path / 'fixed', record)
+    _dump(tmp_path / 'fitted', {**record, 'late_fusion_weights_fitted': True})
+    text = lambda d: ' '.join(b.text for b in late_fusion_blocks(d)  # noqa: E731
+                              if isinstance(b, Paragraph))
+    assert 'weights fixed at 1 (too few events' in text(tmp_path / 'fixed')
+    assert 'fixed at' not in text(tmp_path / 'fitted')

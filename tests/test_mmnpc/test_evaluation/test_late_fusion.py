@@ -26,12 +26,13 @@ def _tables(seed=0, n=600):
 
 
 def test_fit_uses_the_fit_split_only_and_matches_sklearn():
+    """Centred on 0 the penalty is scikit-learn's LogisticRegression(C=1)."""
     image, clinical = _tables()
     table = late_fusion_table(image, clinical)
-    model = fit_late_fusion(table, fit_split='val')
+    model = fit_late_fusion(table, fit_split='val', prior_weight=0)
     val = table[table['split'] == 'val']
     x = np.column_stack([np.log(val[c] / (1 - val[c])) for c in ('clinical_score', 'image_score')])
-    reference = LogisticRegression(C=1.0, max_iter=1000).fit(x, val['label'])
+    reference = LogisticRegression(C=1.0, tol=1e-10, max_iter=10000).fit(x, val['label'])
     assert model.coef_clinical == pytest.approx(reference.coef_[0, 0], rel=1e-4)
     assert model.coef_image == pytest.approx(reference.coef_[0, 1], rel=1e-4)
     assert model.n_fit_patients == len(val)
@@ -39,7 +40,8 @@ def test_fit_uses_the_fit_split_only_and_matches_sklearn():
     test = changed['split'] == 'test'
     changed.loc[test, ['clinical_score', 'image_score']] = 0.5
     changed.loc[test, 'label'] = 1 - changed.loc[test, 'label']
-    assert fit_late_fusion(changed, fit_split='val') == model
+    assert fit_late_fusion(changed, fit_split='val', prior_weight=0) == model
+    assert fit_late_fusion(changed) == fit_late_fusion(table)  # default centre as well
 
 
 def test_fusion_beats_either_input_when_each_holds_part_of_the_risk():
@@ -74,11 +76,11 @@ def test_a_model_per_structure_adds_one_input_each_on_common_patients():
     nodes = nodes.iloc[10:]  # ten patients without nodes
     table = late_fusion_table(image, clinical, {'nodes': nodes})
     assert len(table) == len(image) - 10 and 'nodes_score' in table
-    model = fit_late_fusion(table, fit_split='val')
+    model = fit_late_fusion(table, fit_split='val', prior_weight=0)
     val = table[table['split'] == 'val']
     x = np.column_stack([np.log(val[c] / (1 - val[c]))
                          for c in ('clinical_score', 'image_score', 'nodes_score')])
-    reference = LogisticRegression(C=1.0, max_iter=1000).fit(x, val['label'])
+    reference = LogisticRegression(C=1.0, tol=1e-10, max_iter=10000).fit(x, val['label'])
     assert [model.coef_clinical, model.coef_image, model.coef_extra['nodes']] == \
         pytest.approx(reference.coef_[0].tolist(), rel=1e-4)
     fused = fused_patient_table(table, model)
@@ -99,10 +101,71 @@ def test_a_fit_that_inverts_an_input_says_so_with_its_auc_on_the_fit_split():
     flipped = table.copy()
     val = flipped['split'] == 'val'
     flipped.loc[val, 'image_score'] = 1 - flipped.loc[val, 'image_score']  # wrong way round
-    model = fit_late_fusion(flipped)
+    model = fit_late_fusion(flipped, prior_weight=0)
     assert model.coef_image < 0 < model.coef_clinical
     notes = inverted_inputs(flipped, model)
     alone = delong_auc_ci(flipped.loc[val, 'image_score'], flipped.loc[val, 'label']).auc
     assert len(notes) == 1 and 'image score a negative weight' in notes[0]
     assert f'AUC {alone:.3f}' in notes[0] and alone < 0.5
     assert f'{model.n_fit_patients} val patients' in notes[0]
+
+
+def _no_signal_split(n, seed):
+    """``n`` fit patients whose two scores carry no information about the label."""
+    rng = np.random.default_rng(seed)
+    label = np.r_[np.ones(n * 2 // 5, int), np.zeros(n - n * 2 // 5, int)]
+    return pd.DataFrame({'patient_id': [f'P{i}' for i in range(n)], 'split': 'val',
+                         'label': label, 'clinical_score': expit(rng.normal(size=n)),
+                         'image_score': expit(rng.normal(size=n))})
+
+
+def test_a_small_fit_split_keeps_unit_weights_and_fits_the_intercept_only():
+    """24 fit patients without signal (10 events, 5 per input): estimated weights take the
+    noise's signs (centred on 0, some of these seeds invert an input); below 10 events per
+    input the weights stay at 1 and only the intercept is fitted, and the tool says so."""
+    from mmnpc.evaluation.late_fusion import weights_note
+    inverted = 0
+    for seed in range(20):
+        table = _no_signal_split(24, seed)
+        estimated = fit_late_fusion(table, prior_weight=0, min_events_per_input=0)
+        assert estimated.weights_fitted and weights_note(estimated) == []
+        inverted += min(estimated.coef_clinical, estimated.coef_image) < 0
+        fixed = fit_late_fusion(table)
+        assert not fixed.weights_fitted and fixed.prior_weight == 1.0
+        assert (fixed.coef_clinical, fixed.coef_image) == (1.0, 1.0)
+        z = _logit(table['clinical_score']) + _logit(table['image_score'])
+        intercept_score = np.sum(table['label'] - expit(fixed.intercept + z))
+        assert intercept_score == pytest.approx(0, abs=1e-6)  # maximum likelihood intercept
+        assert 'hold 9 events' in weights_note(fixed)[0]
+    assert inverted >= 6
+
+
+def _logit(p):
+    return np.log(p / (1 - p))
+
+
+def test_a_large_fit_split_overrides_the_centre():
+    """3,000 fit patients: an input without signal gets about no weight, an informative
+    one about its true weight, whatever the centre."""
+    rng = np.random.default_rng(1)
+    n = 3000
+    clinical = rng.normal(size=n)
+    label = (rng.uniform(size=n) < expit(0.5 * clinical)).astype(int)
+    table = pd.DataFrame({'patient_id': [f'P{i}' for i in range(n)], 'split': 'val',
+                          'label': label, 'clinical_score': expit(clinical),
+                          'image_score': expit(rng.normal(size=n))})
+    for centre in (0.0, 1.0):
+        model = fit_late_fusion(table, prior_weight=centre)
+        assert abs(model.coef_image) < 0.1
+        assert model.coef_clinical == pytest.approx(0.5, abs=0.1)
+
+
+def test_a_record_written_before_the_centre_existed_loads_as_centre_zero(tmp_path):
+    import json
+    from mmnpc.evaluation.late_fusion import load_late_fusion
+    record = {'intercept': -0.5, 'coef_clinical': 0.8, 'coef_image': 0.4, 'fit_split': 'val',
+              'n_fit_patients': 24, 'n_fit_positive': 10, 'coef_extra': {}}
+    (tmp_path / 'late_fusion.json').write_text(json.dumps(record))
+    (tmp_path / 'metrics.json').write_text(json.dumps({'cutoff': 0.4}))
+    model, cutoff = load_late_fusion(tmp_path)
+    assert model.prior_weight == 0.0 and cutoff == 0.4
