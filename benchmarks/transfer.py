@@ -206,21 +206,13 @@ def main(argv: list[str] | None = None) -> None:
                              for seed in args.seeds}
     summary = summarise(runs, comparisons, args)
     stem = 'transfer' if args.tag == 'detector' else f'transfer_{args.tag}'
-    (work_dir / f'{stem}.json').write_text(
-        json.dumps(_nan_to_none(summary), indent=2, allow_nan=False) + '\n')
+    from mmnpc.utils.json_io import write_json
+    write_json(work_dir / f'{stem}.json', summary)
     table = markdown(summary)
     (work_dir / f'{stem}.md').write_text(table)
     print('\n' + table)
     print(f'[transfer] written to {work_dir / stem}.json and {stem}.md')
 
-
-def _nan_to_none(value):
-    """JSON-ready: NaN (an undefined AUC) becomes null, recursively."""
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_nan_to_none(v) for v in value]
-    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 if __name__ == '__main__':

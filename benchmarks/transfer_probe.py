@@ -47,7 +47,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from transfer import _nan_to_none
 
 REPO = Path(__file__).resolve().parents[1]
 DETECTOR_ARMS = ('detector', 'detector_roi', 'imagenet', 'coco')
@@ -285,8 +284,8 @@ def main(argv: list[str] | None = None) -> None:
         scores[arm].to_csv(args.work_dir / arm / 'patient_scores.csv', index=False)
         print(f'{arm}: C {[f["C"] for f in fits[arm]]}', flush=True)
     summary = compare(scores, fits, args)
-    (args.work_dir / 'transfer_probe.json').write_text(
-        json.dumps(_nan_to_none(summary), indent=2, allow_nan=False) + '\n')
+    from mmnpc.utils.json_io import write_json
+    write_json(args.work_dir / 'transfer_probe.json', summary)
     (args.work_dir / 'transfer_probe.md').write_text(markdown(summary))
     print(markdown(summary))
 

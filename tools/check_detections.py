@@ -63,7 +63,8 @@ def main() -> int:
               'classes': {cls: check_prediction(prediction, reference.contours, cls)
                           for cls in sorted(reference.contours) if reference.contours[cls]}}
     out = args.out or args.predict_dir / 'detection_check.json'
-    out.write_text(json.dumps(record, indent=2) + '\n', encoding='utf-8')
+    from mmnpc.utils.json_io import write_json
+    write_json(out, record)
     print(f'[check] {patient_id} ({prediction["sequence"]}): {prediction["n_slices_with_tumour"]} '
           f'of {prediction["n_slices_total"]} slices marked; reference {reference.file}')
     for cls, check in record['classes'].items():

@@ -20,7 +20,6 @@ held-out test split).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -95,8 +94,8 @@ def main(argv: Optional[list] = None) -> int:
     evaluation.report['clinical_vars'] = [v['name'] for v in clinical_vars]
     paths = write_msom_outputs(evaluation, Path(args.work_dir))
     paths['clinical_model'] = Path(args.work_dir) / 'clinical_model.json'
-    paths['clinical_model'].write_text(json.dumps(model.to_json(), indent=2) + '\n',
-                                       encoding='utf-8')
+    from mmnpc.utils.json_io import write_json
+    write_json(paths['clinical_model'], model.to_json())
 
     report = evaluation.report
     print(f'clinical baseline ({len(clinical_vars)} variables), {eval_split}: '

@@ -15,8 +15,6 @@ OUT/comparison.json (mmnpc.evaluation.model_comparison).
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from pathlib import Path
 
@@ -58,12 +56,11 @@ def main() -> int:
         sys.exit(f'error: {error}')
     args.out.mkdir(parents=True, exist_ok=True)
     result.to_csv(args.out / 'comparison.csv', index=False)
-    records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-               for row in result.to_dict(orient='records')]
-    (args.out / 'comparison.json').write_text(json.dumps(
-        {'eval_split': args.eval_split, 'reference': args.reference,
-         'test': 'paired DeLong (1988), two-sided; difference = AUC(reference) - AUC(model)',
-         'models': records}, indent=2) + '\n')
+    from mmnpc.utils.json_io import write_json
+    write_json(args.out / 'comparison.json', {
+        'eval_split': args.eval_split, 'reference': args.reference,
+        'test': 'paired DeLong (1988), two-sided; difference = AUC(reference) - AUC(model)',
+        'models': result.to_dict(orient='records')})
     print(f'{args.eval_split} patients scored by every model: {int(result["n_patients"].iloc[0])} '
           f'({int(result["n_positive"].iloc[0])} with MSOM)')
     for row in records:

@@ -218,6 +218,7 @@ class FoldRun:
 
     def run(self) -> None:
         from mmnpc.evaluation.cross_validation import check_training_patients
+        from mmnpc.utils.json_io import write_json
         labels = {'det_train': 'detector training', 'det_test': 'detector test',
                   'cls_train': 'classifier training', 'cls_test': 'classifier test',
                   'e2e': 'end-to-end test'}
@@ -231,7 +232,7 @@ class FoldRun:
             shutil.rmtree(out, ignore_errors=True)
             command = self.command(step)
             self.commands[step] = {'command': shlex.join(command), 'cwd': str(REPO)}
-            self.commands_path.write_text(json.dumps(self.commands, indent=2) + '\n')
+            write_json(self.commands_path, self.commands)
             log = self.dir / 'logs' / f'{step}.log'
             print(f'[cv]   {labels[step]} ... ', end='', flush=True)
             start = time.monotonic()
@@ -307,7 +308,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     check_folds_file(work_dir / FOLDS_FILE, table)
     work_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(work_dir / FOLDS_FILE, index=False)
-    (work_dir / CONFIG_FILE).write_text(json.dumps(settings, indent=2) + '\n')
+    from mmnpc.utils.json_io import write_json
+    write_json(work_dir / CONFIG_FILE, settings)
     n_pos = sum(labels.values())
     print(f'[cv] {len(patients)} patients ({n_pos} with MSOM), {args.folds} folds x '
           f'{args.repeats} repeat(s), seed {args.seed}; fold assignment in '

@@ -188,7 +188,8 @@ def held_out_patient(data: Path, work_dir: Path) -> tuple[str, Path]:
     values = {k: (v if v != '' else None) for k, v in row.items()
               if k not in OUTCOME_COLUMNS and k != 'patient_id'}
     path = work_dir / f'clinical_{row["patient_id"]}.json'
-    path.write_text(json.dumps(values, indent=2) + '\n')
+    from mmnpc.utils.json_io import write_json
+    write_json(path, values)
     return row['patient_id'], path
 
 

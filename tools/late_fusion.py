@@ -27,7 +27,6 @@ signal are both used); the fused table keeps the patients every model scored.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -129,8 +128,8 @@ def main(argv: Optional[list] = None) -> int:
     evaluation.report.update({f'late_fusion_{k}': v for k, v in model.as_dict().items()})
     evaluation.report['late_fusion_not_scored_by_every_model'] = dropped
     paths = write_msom_outputs(evaluation, args.work_dir)
-    (args.work_dir / 'late_fusion.json').write_text(json.dumps(model.as_dict(), indent=2) + '\n',
-                                                    encoding='utf-8')
+    from mmnpc.utils.json_io import write_json
+    write_json(args.work_dir / 'late_fusion.json', model.as_dict())
     comparison.to_csv(args.work_dir / 'comparison.csv', index=False)
     print(f'late fusion {"fitted" if model.weights_fitted else "(intercept only) fitted"} on '
           f'{model.n_fit_patients} {args.fit_split} patients '

@@ -32,7 +32,6 @@ contour-based score of the same classifier. Writes to DIR:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from functools import partial
@@ -227,8 +226,9 @@ def main() -> int:
     targets = [out / DEPLOYMENT_FILE]
     if not args.no_deployment_file:
         targets.append(args.checkpoint.parent / DEPLOYMENT_FILE)
+    from mmnpc.utils.json_io import write_json
     for target in targets:
-        target.write_text(json.dumps(deployment, indent=2) + '\n', encoding='utf-8')
+        write_json(target, deployment)
     _survival(cfg, out, evaluation.report['end_to_end_cutoff'], eval_split)
 
     r = evaluation.report

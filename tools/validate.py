@@ -12,7 +12,6 @@ changing a model, a recipe, the converter or the generator.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -58,9 +57,9 @@ def main(argv=None) -> int:
         print(f'  {verdict}  {check.name:<{width}}  {value:>22}   bar: {check.bar}')
     missed = failed(checks)
     out = args.out or work_dir / 'validation.json'
-    out.write_text(json.dumps(
-        {'date': time.strftime('%Y-%m-%d'), 'passed': not missed,
-         'checks': [c._asdict() for c in checks]}, indent=2) + '\n')
+    from mmnpc.utils.json_io import write_json
+    write_json(out, {'date': time.strftime('%Y-%m-%d'), 'passed': not missed,
+                     'checks': [c._asdict() for c in checks]})
     print(f'[validate] {len(missed)} of {sum(c.passed is not None for c in checks)} bars missed; '
           f'written to {out}')
     return 1 if missed else 0

@@ -20,7 +20,6 @@ Nothing is fitted here: the cut-off is the one the patient table carries
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
@@ -32,6 +31,7 @@ from pycocotools import mask as mask_utils
 
 from ..datasets.regions import RegionSpec, masks_in_window
 from ..inference.grad_cam import CAM_PARTS, cam_mass_shares, cam_overlay, grad_cam
+from ..utils.json_io import write_json
 
 GROUPS: tuple[str, ...] = ('true_positive', 'false_negative', 'false_positive', 'true_negative')
 
@@ -181,8 +181,7 @@ def write_cam_report(model, dataset, patient_scores: pd.DataFrame, eval_split: s
     table.to_csv(out_dir / 'cam_mass_shares.csv', index=False)
     summary = {'eval_split': eval_split, 'parts': list(CAM_PARTS),
                'ring_mm': spec.margin_mm if spec else 5.0, 'groups': summarise(table)}
-    (out_dir / 'cam_summary.json').write_text(json.dumps(summary, indent=2) + '\n',
-                                              encoding='utf-8')
+    write_json(out_dir / 'cam_summary.json', summary)
     for group in GROUPS:
         part = table[table['group'] == group]
         picks = part.groupby('patient_id', sort=False).head(samples_per_patient)

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import RepeatedStratifiedKFold, train_test_split
 
+from ..utils.json_io import json_number
 from .binary_stats import AUC_CI_METHOD, delong_auc_ci
 
 SPLITS: tuple[str, ...] = ('train', 'val', 'test')
@@ -434,12 +435,7 @@ def fold_rows(fold: Mapping[str, Any], scores: pd.DataFrame,
     return table, notes
 
 
-def _number(value: Any) -> Optional[float]:
-    """A JSON number: None for NaN / None."""
-    if value is None:
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value
+_number = json_number  # a JSON number: None for NaN / None
 
 
 def auc_record(scores, labels) -> dict:

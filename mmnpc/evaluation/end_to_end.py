@@ -45,6 +45,7 @@ import pandas as pd
 from ..datasets.slice_selection import (evenly_spaced, select_regions, select_slices,
                                         tumour_area_by_image)
 from ..models.bag_pooling import patient_score_of, unit_patient_score
+from ..utils.json_io import json_number
 from .binary_stats import delong_paired_test
 from .msom_report import MsomEvaluation, evaluate_patient_table
 
@@ -330,7 +331,7 @@ def deployment_record(evaluation: EndToEndEvaluation, **provenance) -> dict:
     """What ``tools/predict.py`` reads as ``deployment.json``: the deployment cut-off,
     its rule and provenance (checkpoints, detector settings)."""
     cutoff = evaluation.report['end_to_end_cutoff']
-    return {'cutoff': None if math.isnan(cutoff) else float(cutoff),
+    return {'cutoff': json_number(cutoff),
             'cutoff_rule': evaluation.report['end_to_end_cutoff_rule'],
             'n_train_patients': evaluation.report['end_to_end_n_train_patients'],
             **provenance}

@@ -26,6 +26,7 @@ import pandas as pd
 from .binary_stats import (AUC_CI_METHOD, binary_classification_report, delong_auc_ci,
                            has_both_classes, median_cutoff, youden_cutoff)
 from .patient_table import assign_risk_groups
+from ..utils.json_io import json_ready
 from .roc_plot import plot_roc
 from .summary import write_metrics_json
 
@@ -178,8 +179,7 @@ def _stats_at(patients: pd.DataFrame, cutoff: float, split: str, name: str,
 
 def msom_summary(evaluation: MsomEvaluation) -> dict:
     """The metrics.json content: ``evaluation.report`` with NaN as None, plus ``notes``."""
-    summary = {key: (None if isinstance(value, float) and math.isnan(value) else value)
-               for key, value in evaluation.report.items()}
+    summary = json_ready(dict(evaluation.report))
     summary['notes'] = list(evaluation.notes)
     return summary
 

@@ -19,20 +19,14 @@ never "0" or "failed".
 """
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Sequence
 
+from ..utils.json_io import json_number, write_json
 from .slice_scores import ANY, STATS
 
 
-def _defined(value: Any) -> Optional[float]:
-    """``value`` as float, or None when it is NaN / missing."""
-    if value is None:
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value
+_defined = json_number  # NaN / missing -> None
 
 
 def detection_summary(metrics: Mapping[str, Any], classes: Sequence[str],
@@ -90,7 +84,5 @@ def detection_summary(metrics: Mapping[str, Any], classes: Sequence[str],
 
 
 def write_metrics_json(summary: Mapping[str, Any], path: Path) -> None:
-    """Write ``summary`` as indented JSON (NaN is refused: it must be null already)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary, indent=2, allow_nan=False) + '\n')
+    """Write ``summary`` as indented JSON (an undefined figure as null; mmnpc.utils.json_io)."""
+    write_json(path, summary)

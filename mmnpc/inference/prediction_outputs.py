@@ -13,7 +13,6 @@ The folder appears complete or not at all: everything is written to
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -26,6 +25,7 @@ from mmnpc.export import detection_volume, write_native_plane_rtstruct, write_na
 from mmnpc.inference.detections_mm import describe_detections
 from mmnpc.inference.overlay import write_overlay
 from mmnpc.inference.predict_patient import PatientPrediction
+from mmnpc.utils.json_io import write_json
 
 NOT_FOR_CLINICAL_USE = 'Research software output: not for clinical use.'
 
@@ -122,7 +122,7 @@ def write_prediction(out_dir: Path, pred: PatientPrediction, classes: Sequence[s
                                   'structure': item['structure'],
                                   'mass_shares': {k: None if v != v else round(float(v), 4)
                                                   for k, v in item['shares'].items()}})
-    (staging / 'prediction.json').write_text(json.dumps(record, indent=2, allow_nan=False) + '\n')
+    write_json(staging / 'prediction.json', record)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     staging.rename(out_dir)

@@ -37,6 +37,8 @@ from lifelines.utils import median_survival_times
 from data_prep.clinical import read_text_table
 from data_prep.types import DataPrepError
 
+from ..utils.json_io import json_number, write_json
+
 logger = logging.getLogger(__name__)
 
 ENDPOINTS: dict[str, tuple[str, str]] = {
@@ -351,10 +353,7 @@ def _cox_hazard_ratio(table: pd.DataFrame, notes: list[str]) -> dict:
     return result
 
 
-def _finite(value: object) -> float | None:
-    """``value`` as float, or None when NaN or infinite."""
-    value = float(value)
-    return value if math.isfinite(value) else None
+_finite = json_number  # None when NaN or infinite
 
 
 # --------------------------------------------------------------------------
@@ -408,8 +407,7 @@ def run_km(patient_scores_csv: Path, clinical_csv: Path, out_dir: Path,
             **analysis.summary, 'n_excluded_missing': len(excluded),
             'excluded_patient_ids': excluded, 'curve_csv': curve_file.name,
             'plots': [p.name for p in plots]}
-    (out_dir / 'survival.json').write_text(
-        json.dumps(report, indent=2, allow_nan=False) + '\n', encoding='utf-8')
+    write_json(out_dir / 'survival.json', report)
     return report
 
 

@@ -43,8 +43,10 @@ def test_other_evaluator_is_reported():
 
 
 def test_nan_is_never_written(tmp_path):
-    with pytest.raises(ValueError):
-        write_metrics_json({'mAP50': math.nan}, tmp_path / 'metrics.json')
+    """An undefined figure is written as null (strict JSON), never as NaN."""
+    write_metrics_json({'mAP50': math.nan}, tmp_path / 'metrics.json')
+    text = (tmp_path / 'metrics.json').read_text()
+    assert 'NaN' not in text and json.loads(text) == {'mAP50': None}
 
 
 def test_slice_scores_are_grouped_per_class_with_undefined_as_null(tmp_path):
