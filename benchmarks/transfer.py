@@ -214,6 +214,5 @@ def main(argv: list[str] | None = None) -> None:
     print(f'[transfer] written to {work_dir / stem}.json and {stem}.md')
 
 
-
 if __name__ == '__main__':
     main()

@@ -104,9 +104,8 @@ def late_fusion_blocks(fusion_dir: Path) -> list[Block]:
                 'patients)'),
         Paragraph('A logistic regression on the logits of the clinical-only and the image-only '
                   + ('scores' if m.get('late_fusion_weights_fitted', True) else
-                     'scores with both weights fixed at '
-                     f'{fmt(m.get("late_fusion_prior_weight"), "g")} (too few events to '
-                     'estimate them) and the intercept')
+                     'scores with both weights fixed at 1 (too few events to estimate them) '
+                     'and the intercept')
                   + f', fitted on the {m.get("late_fusion_n_fit_patients")} '
                   f'{m.get("late_fusion_fit_split")} patients '
                   f'({m.get("late_fusion_n_fit_positive")} MSOM), who chose the image model\'s '

@@ -56,11 +56,12 @@ def main() -> int:
         sys.exit(f'error: {error}')
     args.out.mkdir(parents=True, exist_ok=True)
     result.to_csv(args.out / 'comparison.csv', index=False)
-    from mmnpc.utils.json_io import write_json
+    from mmnpc.utils.json_io import json_ready, write_json
+    records = json_ready(result.to_dict(orient='records'))  # an undefined figure as None
     write_json(args.out / 'comparison.json', {
         'eval_split': args.eval_split, 'reference': args.reference,
         'test': 'paired DeLong (1988), two-sided; difference = AUC(reference) - AUC(model)',
-        'models': result.to_dict(orient='records')})
+        'models': records})
     print(f'{args.eval_split} patients scored by every model: {int(result["n_patients"].iloc[0])} '
           f'({int(result["n_positive"].iloc[0])} with MSOM)')
     for row in records:

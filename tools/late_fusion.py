@@ -120,7 +120,7 @@ def main(argv: Optional[list] = None) -> int:
         print(f'error: {err}', file=sys.stderr)
         return 2
     how = (f'L2 (C=1) centred on weights of {args.prior_weight:g}' if model.weights_fitted else
-           f'weights fixed at {args.prior_weight:g} (too few events), intercept fitted')
+           'weights fixed at 1 (too few events), intercept fitted')
     evaluation.report['model'] = (f'late fusion: logistic regression ({how}) on logit(clinical-'
                                   'only score) and logit(image score)'
                                   + ''.join(f', logit({e} score)' for e in extra)

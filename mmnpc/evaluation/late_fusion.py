@@ -28,15 +28,19 @@ Protocol (stacking, nothing fitted on reported patients):
 * too few events to estimate the weights: when the fit split has fewer than
   ``min_events_per_input`` (default 10, the usual events-per-variable rule of
   clinical prediction models) patients of its rarer label per input, the
-  weights are not estimated but set to ``prior_weight`` (unit weights: the sum
-  of logits), and only the intercept is fitted; ``weights_fitted`` records it
+  weights are not estimated but set to 1 (unit weights: the sum of logits,
+  whatever ``prior_weight``), and only the intercept is fitted; ``weights_fitted`` records it
   and ``tools/late_fusion.py`` says so. Why: on ``make demo``'s 24 validation
   patients (10 with MSOM, 5 events per input; neither input's AUC above 0.53
   there) the estimated weights came out negative (-0.004 and -0.161 with a
   penalty centred on 0, scikit-learn's ``LogisticRegression(C=1)``) and the
   fused score inverted the image score on the test patients (AUC 0.395,
   docs/demo.md); on 24 patients without signal the weights' signs are the
-  noise's (tests);
+  noise's (tests). With the weights fixed, the intercept changes neither the
+  ranking nor the Youden cut-off's classification: the fused score is then the
+  sum of the two logits. That sum double-counts evidence the two scores share
+  and lets the more over-confident model weigh more; it is a fallback for fit
+  splits too small to learn better, not an estimate;
 * the fused score's cut-off is Youden's J on the ``fit_split`` patients, and
   the test patients are only scored.
 
@@ -74,7 +78,7 @@ class LateFusionModel:
     n_fit_positive: int
     coef_extra: dict = field(default_factory=dict)  # extra image model name -> coefficient
     prior_weight: float = 0.0  # centre of the L2 penalty (0: files written before it existed)
-    weights_fitted: bool = True  # False: too few fit events, weights = prior_weight
+    weights_fitted: bool = True  # False: too few fit events, weights = 1
 
     def score(self, clinical_score, image_score, **extra_scores) -> np.ndarray:
         """Fused MSOM probability of each patient (``extra_scores``: name -> scores)."""
@@ -157,7 +161,7 @@ def fit_late_fusion(table: pd.DataFrame, fit_split: str = 'val', c: float = 1.0,
                     ) -> LateFusionModel:
     """The regression fitted on the ``fit_split`` patients of :func:`late_fusion_table`
     (module docstring: L2 penalty of strength ``1 / c`` centred on ``prior_weight``;
-    weights fixed at ``prior_weight`` below ``min_events_per_input``).
+    weights fixed at 1 below ``min_events_per_input`` events of the rarer label per input).
 
     Raises ValueError when that split lacks patients of either label.
     """
@@ -170,7 +174,9 @@ def fit_late_fusion(table: pd.DataFrame, fit_split: str = 'val', c: float = 1.0,
     x = np.column_stack([_logit(fit[name]) for name in (*FEATURES, *(f'{e}_score' for e in extra))])
     events = min(int(labels.sum()), int(len(labels) - labels.sum()))
     weights_fitted = events >= min_events_per_input * x.shape[1]
-    intercept, coef = _penalised_logistic(x, labels, c, prior_weight, weights_fitted)
+    # too few events: unit weights (the sum of logits) whatever the penalty's centre
+    centre = prior_weight if weights_fitted else 1.0
+    intercept, coef = _penalised_logistic(x, labels, c, centre, weights_fitted)
     return LateFusionModel(intercept, float(coef[0]), float(coef[1]), fit_split, int(len(fit)),
                            int(labels.sum()),
                            {e: float(coef[2 + k]) for k, e in enumerate(extra)},
@@ -199,7 +205,8 @@ def _penalised_logistic(x: np.ndarray, y: np.ndarray, c: float, centre: float,
 
     result = minimize(loss, start, jac=True, method='L-BFGS-B',
                       options={'gtol': 1e-10, 'ftol': 1e-14, 'maxiter': 1000})
-    if not result.success:
+    # a line search that cannot improve further at a vanishing gradient is converged
+    if not result.success and np.max(np.abs(result.jac)) > 1e-6 * max(1, len(x)):
         raise ValueError(f'late fusion: the regression did not converge ({result.message})')
     params = np.where(free > 0, result.x, start)
     return float(params[0]), params[1:]
@@ -211,9 +218,9 @@ def weights_note(model: LateFusionModel) -> list[str]:
         return []
     events = min(model.n_fit_positive, model.n_fit_patients - model.n_fit_positive)
     return [f'the {model.n_fit_patients} {model.fit_split} patients hold {events} events of the '
-            f'rarer label, too few per input to estimate weights on: the weights are not estimated but set to '
-            f'{model.prior_weight:g} (the sum of the inputs\' logits) and only the intercept '
-            'is fitted (mmnpc/evaluation/late_fusion.py)']
+            'rarer label, too few per input to estimate weights on: the weights are not '
+            "estimated but set to 1 (the sum of the inputs' logits) and only the intercept is "
+            'fitted (mmnpc/evaluation/late_fusion.py)']
 
 
 def inverted_inputs(table: pd.DataFrame, model: LateFusionModel) -> list[str]:

@@ -137,6 +137,8 @@ def test_a_small_fit_split_keeps_unit_weights_and_fits_the_intercept_only():
         intercept_score = np.sum(table['label'] - expit(fixed.intercept + z))
         assert intercept_score == pytest.approx(0, abs=1e-6)  # maximum likelihood intercept
         assert 'hold 9 events' in weights_note(fixed)[0]
+        centred_on_zero = fit_late_fusion(table, prior_weight=0)  # unit weights all the same
+        assert (centred_on_zero.coef_clinical, centred_on_zero.coef_image) == (1.0, 1.0)
     assert inverted >= 6
 
 
