@@ -13,8 +13,8 @@ score. ``--clinical-scores``: ``tools/clinical_baseline.py --eval-split val``
 and ``--eval-split test`` outputs, likewise. The two-input regression is fitted
 on the ``--fit-split`` patients (validation: out-of-sample for both models;
 an L2 penalty centred on weights of 1; below 10 events per input the weights
-stay at 1 and only the intercept is fitted, and the console says so), its cut-off is Youden's J there, and the ``--eval-split`` patients are only
-scored. DIR receives metrics.json, patient_scores.csv, roc.png (as tools/test.py
+stay at 1 and only the intercept is fitted, and the console says so), its
+cut-off is Youden's J there, and the ``--eval-split`` patients are only scored. DIR receives metrics.json, patient_scores.csv, roc.png (as tools/test.py
 writes them), late_fusion.json (the coefficients) and comparison.csv: fused,
 clinical-only and image-only AUCs with DeLong CIs on the same patients, and the
 paired DeLong test of each against the fused score.
@@ -48,7 +48,7 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
                         "0: scikit-learn's LogisticRegression)")
     parser.add_argument('--min-events-per-input', type=float, default=10,
                         help='fewer fit-split events of the rarer label per input: weights '
-                        'stay at --prior-weight, only the intercept is fitted (10)')
+                        'stay at 1, only the intercept is fitted (10)')
     parser.add_argument('--more-image-scores', nargs='+', default=[], metavar='NAME=FILE',
                         help='more image models, NAME=patient_scores.csv (a name repeated for '
                         'its test and val files)')
