@@ -57,11 +57,11 @@ def config_clinical_vars(config: str) -> list:
 
 def choose_eval_split(splits: dict, requested: Optional[str]) -> tuple[str, list]:
     """(split to evaluate, notes): ``requested``, else 'test' if any patient has it, else 'val'."""
+    from mmnpc.utils.eval_split import held_out_split
     if requested is not None:
         return requested, []
-    if 'test' in splits.values():
-        return 'test', []
-    return 'val', [VAL_NOTE]
+    split = held_out_split(splits.values())
+    return split, ([VAL_NOTE] if split == 'val' else [])
 
 
 def main(argv: Optional[list] = None) -> int:

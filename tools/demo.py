@@ -40,11 +40,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from mmnpc.runs import RunFolder, StepFailed, iteration_overrides, run_tool
+from mmnpc.utils.eval_split import held_out_split
 
 REPO = Path(__file__).resolve().parents[1]
 DET_CONFIG = 'configs/det_cet1_cpu.py'
@@ -93,15 +94,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run(cmd: list[str], ok_codes: tuple[int, ...] = (0,)) -> int:
+def run(cmd: list[str], ok_codes: tuple[int, ...] = (0,)) -> None:
     """Run one step as a subprocess, echoing it; stop the demo on failure."""
-    print(f'\n$ {shlex.join(cmd)}', flush=True)
-    start = time.time()
-    code = subprocess.run(cmd, cwd=REPO).returncode
-    if code not in ok_codes:
-        sys.exit(f'demo step failed (exit {code}): {shlex.join(cmd)}')
-    print(f'[demo] step finished in {time.time() - start:.0f} s', flush=True)
-    return code
+    try:
+        seconds = run_tool(cmd, ok_codes=ok_codes)
+    except StepFailed as failed:
+        sys.exit(f'demo step failed ({failed})')
+    print(f'[demo] step finished in {seconds:.0f} s', flush=True)
 
 
 def prepare_data(work_dir: Path, args: argparse.Namespace) -> tuple[Path, Path]:
@@ -123,12 +122,10 @@ def train(config: str, data: Path, out: Path, seed: int, iters: int | None,
     options = [f'randomness.seed={seed}', *extra_options]
     if iters:  # the LR milestones follow the length, as in tools/cross_validate.py
         from mmengine.config import Config
-
-        from mmnpc.evaluation.cross_validation import iteration_overrides
         options += iteration_overrides(Config.fromfile(str(REPO / config)), iters)
     run([sys.executable, 'tools/train.py', config, '--data-root', str(data), '--work-dir',
          str(out), *extra_train, '--cfg-options', *options])
-    return Path((out / 'last_checkpoint').read_text().strip())
+    return RunFolder(out).last_checkpoint()
 
 
 def train_and_test(config: str, data: Path, out: Path, seed: int, iters: int | None,
@@ -137,7 +134,7 @@ def train_and_test(config: str, data: Path, out: Path, seed: int, iters: int | N
     checkpoint = train(config, data, out, seed, iters, extra_train)
     run([sys.executable, 'tools/test.py', config, str(checkpoint), '--data-root', str(data),
          '--work-dir', str(out), *extra_test])
-    return checkpoint, json.loads((out / 'metrics.json').read_text())
+    return checkpoint, RunFolder(out).metrics()
 
 
 def has_ebv_dna(data: Path) -> bool:
@@ -163,7 +160,7 @@ def test_detector(det_ckpt: Path, data: Path, out: Path, split: str, step: int,
     run([sys.executable, 'tools/test.py', DET_CONFIG, str(det_ckpt), '--data-root', str(data),
          '--work-dir', str(out), *(['--show-dir', 'show'] if show else []),
          '--cfg-options', f'test_dataloader.dataset.ann_file={ann}'])
-    return json.loads((out / 'metrics.json').read_text())
+    return RunFolder(out).metrics()
 
 
 def slice_threshold(metrics: dict, source: Path) -> list[str]:
@@ -182,7 +179,7 @@ def held_out_patient(data: Path, work_dir: Path) -> tuple[str, Path]:
     predictors (no outcomes)."""
     with open(data / 'clinical.csv', newline='') as handle:
         rows = list(csv.DictReader(handle))
-    split = 'test' if any(row['split'] == 'test' for row in rows) else 'val'
+    split = held_out_split(row['split'] for row in rows)
     rows = [row for row in rows if row['split'] == split]
     row = rows[0]
     values = {k: (v if v != '' else None) for k, v in row.items()
@@ -193,26 +190,25 @@ def held_out_patient(data: Path, work_dir: Path) -> tuple[str, Path]:
     return row['patient_id'], path
 
 
-def main() -> None:
-    args = parse_args()
-    if not (args.val_fraction > 0 and args.test_fraction > 0):
-        sys.exit('the demo needs validation and test patients '
-                 '(--val-fraction, --test-fraction > 0)')
-    work_dir = Path(args.work_dir)
-    work_dir = work_dir if work_dir.is_absolute() else REPO / work_dir
-    work_dir.mkdir(parents=True, exist_ok=True)
-    start = time.time()
-    cohort, data = prepare_data(work_dir, args)
-    dirs = {name: work_dir / name for name in DIR_NAMES}
-    # stage 1; tools/test.py evaluates the detector below: no evaluation during training
+def detector_stage(data: Path, dirs: dict, args: argparse.Namespace) -> dict:
+    """Stage 1: train the detector, test it on validation slices (its slice threshold is
+    fitted there) and on test slices; returns checkpoint, metrics and the threshold args."""
+    # tools/test.py evaluates the detector below: no evaluation during training
     det_ckpt = train(DET_CONFIG, data, dirs['detector'], args.seed, args.det_iters,
                      extra_options=['train_cfg.val_begin=1000000'])
     val_dir, test_dir = dirs['detector'] / 'val', dirs['detector'] / 'test'
     det_val = test_detector(det_ckpt, data, val_dir, 'val', args.val_slice_step)
-    det_thr = slice_threshold(det_val, val_dir / 'metrics.json')
+    det_thr = slice_threshold(det_val, RunFolder(val_dir).metrics_path)
     det_test = test_detector(det_ckpt, data, test_dir, 'test', args.test_slice_step, show=True)
-    # stage 2: the image-only region classifier from the detector's weights, checkpoint
-    # chosen on val, reported on test with Grad-CAM; its validation scores fit late fusion
+    return {'checkpoint': det_ckpt, 'val': det_val, 'test': det_test, 'thr_args': det_thr}
+
+
+def classifier_stage(data: Path, dirs: dict, det: dict, args: argparse.Namespace) -> dict:
+    """Stage 2 and its comparison: the image-only region classifier from the detector's
+    weights (checkpoint chosen on val, reported on test with Grad-CAM; its validation
+    scores fit late fusion), the clinical-only model, late fusion, the optional baselines
+    and end-to-end run, and the paired DeLong comparison."""
+    det_ckpt = det['checkpoint']
     image_dir = dirs['msom_cet1_cpu']
     cls_ckpt, cls_metrics = train_and_test(
         IMAGE_CONFIG, data, image_dir, args.seed, args.cls_iters,
@@ -224,7 +220,7 @@ def main() -> None:
     for name, split in (('clinical_baseline', 'test'), ('clinical_baseline_val', 'val')):
         run([sys.executable, 'tools/clinical_baseline.py', '--data-root', str(data), '--config',
              clinical_config, '--work-dir', str(dirs[name]), '--eval-split', split])
-    scores = lambda name, column='': f'{dirs[name] / "patient_scores.csv"}{column}'  # noqa: E731
+    scores = lambda name, column='': f'{RunFolder(dirs[name]).patient_scores_path}{column}'  # noqa: E731
     # late fusion: a logistic regression on the two scores, fitted on the validation patients
     run([sys.executable, 'tools/late_fusion.py', '--image-scores', scores('msom_cet1_cpu'),
          scores('msom_cet1_cpu_val'), '--clinical-scores', scores('clinical_baseline'),
@@ -233,61 +229,109 @@ def main() -> None:
               f'clinical_only={scores("clinical_baseline")}',
               f'image_only={scores("msom_cet1_cpu")}']
     if args.cnn_baselines:
-        if clinical_config == EARLY_FUSION_CONFIG:
-            train_and_test(EARLY_FUSION_CONFIG, data, dirs['msom_fusion_cpu'], args.seed,
-                           args.cls_iters, ['--det-checkpoint', str(det_ckpt)])
-            models.append(f'early_fusion={scores("msom_fusion_cpu")}')
-        else:
-            print(f'[demo] no {EBV_COLUMN} in clinical.csv (generator version 1): early fusion '
-                  f'({EARLY_FUSION_CONFIG}) not trained')
-        train_and_test(WHOLE_SLICE_CONFIG, data, dirs['msom_cet1_tiny'], args.seed,
-                       args.cls_iters, ['--det-checkpoint', str(det_ckpt)])
-        models.append(f'whole_slice={scores("msom_cet1_tiny")}')
+        models += cnn_baselines(data, dirs, det_ckpt, clinical_config, args)
     if args.end_to_end:
         # what a user deploys: the detector chooses the lesions; deployment cut-off on train;
         # a patient in whom nothing is found gets the clinical-only score (intention to treat)
         run([sys.executable, 'tools/test_end_to_end.py', IMAGE_CONFIG, str(cls_ckpt),
              '--det-checkpoint', str(det_ckpt), '--data-root', str(data),
              '--work-dir', str(dirs['end_to_end']), '--fallback-scores',
-             scores('clinical_baseline'), *det_thr])
+             scores('clinical_baseline'), *det['thr_args']])
         models.append(f'end_to_end={scores("end_to_end", ":end_to_end_score")}')
     run([sys.executable, 'tools/compare_models.py', '--reference', 'late_fusion',
          *[part for model in models for part in ('--model', model)],
          '--eval-split', cls_metrics.get('eval_split', 'test'), '--out', str(dirs['comparison'])])
-    # one test patient from DICOM alone, the fused score at the late fusion's cut-off
-    # (Youden on the validation patients) and the slice threshold fitted on the validation
-    # slices
+    return {'checkpoint': cls_ckpt, 'metrics': cls_metrics}
+
+
+def cnn_baselines(data: Path, dirs: dict, det_ckpt: Path, clinical_config: str,
+                  args: argparse.Namespace) -> list[str]:
+    """--cnn-baselines: early fusion (when the cohort has EBV DNA) and the whole-slice
+    CNN; returns their ``name=scores`` arguments for the comparison."""
+    models = []
+    scores = lambda name: RunFolder(dirs[name]).patient_scores_path  # noqa: E731
+    if clinical_config == EARLY_FUSION_CONFIG:
+        train_and_test(EARLY_FUSION_CONFIG, data, dirs['msom_fusion_cpu'], args.seed,
+                       args.cls_iters, ['--det-checkpoint', str(det_ckpt)])
+        models.append(f'early_fusion={scores("msom_fusion_cpu")}')
+    else:
+        print(f'[demo] no {EBV_COLUMN} in clinical.csv (generator version 1): early fusion '
+              f'({EARLY_FUSION_CONFIG}) not trained')
+    train_and_test(WHOLE_SLICE_CONFIG, data, dirs['msom_cet1_tiny'], args.seed,
+                   args.cls_iters, ['--det-checkpoint', str(det_ckpt)])
+    models.append(f'whole_slice={scores("msom_cet1_tiny")}')
+    return models
+
+
+def predict_one_patient(cohort: Path, data: Path, work_dir: Path, dirs: dict, det: dict,
+                        cls_ckpt: Path) -> Path:
+    """One test patient from DICOM alone: the fused score at the late fusion's cut-off
+    (Youden on the validation patients), the slice threshold fitted on the validation
+    slices; then its detections checked against its own contours. Returns the folder."""
     patient_id, clinical_json = held_out_patient(data, work_dir)
     predict_dir = work_dir / f'predict_{patient_id}'
     run([sys.executable, 'tools/predict.py', str(cohort / patient_id), '--det-checkpoint',
-         str(det_ckpt), '--cls-checkpoint', str(cls_ckpt), '--config', IMAGE_CONFIG,
+         str(det['checkpoint']), '--cls-checkpoint', str(cls_ckpt), '--config', IMAGE_CONFIG,
          '--clinical', str(clinical_json), '--out', str(predict_dir), '--overwrite',
          '--late-fusion', str(dirs['late_fusion']), '--clinical-model',
-         str(dirs['clinical_baseline'] / 'clinical_model.json'), *det_thr], ok_codes=(0, 2))
+         str(dirs['clinical_baseline'] / 'clinical_model.json'), *det['thr_args']],
+        ok_codes=(0, 2))
     # the demo patient has contours: did the detector find its tumour?
     run([sys.executable, 'tools/check_detections.py', str(predict_dir), str(cohort / patient_id)])
-    from mmnpc.demo_report import write_demo_report
+    return predict_dir
 
-    md, page = write_demo_report(work_dir, dirs, predict_dir, minutes=(time.time() - start) / 60,
-                                 settings=vars(args))
+
+def print_summary(dirs: dict, det: dict, cls_metrics: dict, predict_dir: Path,
+                  minutes: float, report: tuple[Path, Path]) -> None:
     split = cls_metrics.get('eval_split')
-    fused = json.loads((dirs['late_fusion'] / 'metrics.json').read_text())
-    clinical = json.loads((dirs['clinical_baseline'] / 'metrics.json').read_text())
+    fused = RunFolder(dirs['late_fusion']).metrics()
+    clinical = RunFolder(dirs['clinical_baseline']).metrics()
     check = json.loads((predict_dir / 'detection_check.json').read_text())['classes']['GTV']
-    print(f'\n[demo] done in {(time.time() - start) / 60:.1f} min.')
-    for name, metrics in (('validation', det_val), ('test', det_test)):
+    print(f'\n[demo] done in {minutes:.1f} min.')
+    for name, metrics in (('validation', det['val']), ('test', det['test'])):
         print(f'  detector AP@0.5 ({name:10s}): GTV {metrics.get("GTV_AP50"):.3f}, GTVln '
               f'{metrics.get("GTVln_AP50"):.3f} ({metrics.get("split")})')
     print(f'  slice threshold          : '
-          f'{(det_val.get("slice_scores", {}).get("any") or {}).get("youden_thr")}')
+          f'{(det["val"].get("slice_scores", {}).get("any") or {}).get("youden_thr")}')
     for name, metrics in (('image only', cls_metrics), ('clinical only', clinical),
                           ('late fusion', fused)):
         print(f'  {name:13s} AUC ({split}): {metrics.get("auc")} '
               f'[{metrics.get("auc_ci_low")}, {metrics.get("auc_ci_high")}]')
-    print(f'  patient {patient_id} GTV     : slice recall {check["slice_recall"]:.2f}, '
-          f'precision {check["slice_precision"]}, centroid distance median '
-          f'{check["centroid_distance_mm"]["median"]} mm')
+    print(f'  patient {predict_dir.name[len("predict_"):]} GTV     : slice recall '
+          f'{check["slice_recall"]:.2f}, precision {check["slice_precision"]}, centroid '
+          f'distance median {check["centroid_distance_mm"]["median"]} mm')
+    md, page = report
     print(f'  report                   : {md}\n                             {page}')
+
+
+def run_demo(work_dir: Path, args: argparse.Namespace) -> None:
+    start = time.time()
+    cohort, data = prepare_data(work_dir, args)
+    dirs = {name: work_dir / name for name in DIR_NAMES}
+    det = detector_stage(data, dirs, args)
+    cls = classifier_stage(data, dirs, det, args)
+    predict_dir = predict_one_patient(cohort, data, work_dir, dirs, det, cls['checkpoint'])
+    from mmnpc.demo_report import write_demo_report
+
+    report = write_demo_report(work_dir, dirs, predict_dir, minutes=(time.time() - start) / 60,
+                               settings=vars(args))
+    print_summary(dirs, det, cls['metrics'], predict_dir, (time.time() - start) / 60, report)
+
+
+def main() -> None:
+    args = parse_args()
+    if not (args.val_fraction > 0 and args.test_fraction > 0):
+        sys.exit('the demo needs validation and test patients '
+                 '(--val-fraction, --test-fraction > 0)')
+    work_dir = Path(args.work_dir)
+    work_dir = work_dir if work_dir.is_absolute() else REPO / work_dir
+    from data_prep.folder_lock import FolderLockedError
+    try:
+        with RunFolder(work_dir).lock():  # one demo per folder
+            work_dir.mkdir(parents=True, exist_ok=True)
+            run_demo(work_dir, args)
+    except FolderLockedError as error:
+        sys.exit(f'demo refused: {error}')
 
 
 if __name__ == '__main__':

@@ -316,51 +316,6 @@ def write_fold_root(data_root: Path, fold: Mapping[str, Any], out_dir: Path) -> 
     return out_dir
 
 
-# ---------------------------------------------------------------- iterations
-
-def iteration_overrides(cfg: Mapping[str, Any], iters: int) -> list[str]:
-    """``--cfg-options`` (``key=value``) that make an iteration-based config run ``iters`` steps.
-
-    Besides ``train_cfg.max_iters``, everything the config derived from its
-    ``max_iters`` when it was parsed is re-derived: ``train_cfg.val_interval``
-    and ``default_hooks.checkpoint.interval`` become ``iters`` (one validation
-    and one checkpoint, at the end), and an iteration-based LR scheduler that
-    ended at the old ``max_iters`` ends at ``iters``, its milestones scaled
-    in proportion (the tiny detector's MultiStepLR at 80 %). A fixed-length
-    warm-up (e.g. 50 iterations) is left as it is.
-
-    Args:
-        cfg: the loaded config (``train_cfg``, ``param_scheduler``, ``default_hooks``).
-
-    Raises:
-        ValueError: ``iters`` < 1, or the config's loop is not iteration-based.
-    """
-    if int(iters) != iters or iters < 1:
-        raise ValueError(f'iterations must be an integer >= 1, got {iters}')
-    train_cfg = cfg.get('train_cfg') or {}
-    if train_cfg.get('type') != 'IterBasedTrainLoop' or 'max_iters' not in train_cfg:
-        raise ValueError(f'the config trains with {train_cfg.get("type")!r}, not an '
-                         'IterBasedTrainLoop with max_iters: set its length with '
-                         '--det-cfg-options / --cls-cfg-options instead')
-    old = int(train_cfg['max_iters'])
-    options = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-               f'default_hooks.checkpoint.interval={iters}']
-    schedulers = cfg.get('param_scheduler') or []
-    if isinstance(schedulers, Mapping):
-        schedulers = [schedulers]
-        prefix = lambda i: 'param_scheduler'  # noqa: E731
-    else:
-        prefix = lambda i: f'param_scheduler.{i}'  # noqa: E731
-    for i, scheduler in enumerate(schedulers):
-        if scheduler.get('by_epoch', True) or scheduler.get('end') != old:
-            continue
-        options.append(f'{prefix(i)}.end={iters}')
-        if scheduler.get('milestones'):
-            milestones = [max(1, int(round(m * iters / old))) for m in scheduler['milestones']]
-            options.append(f'{prefix(i)}.milestones=[{",".join(map(str, milestones))}]')
-    return options
-
-
 def check_training_patients(recorded: Optional[Sequence[str]], fold: Mapping[str, Any],
                             what: str = 'checkpoint') -> None:
     """Raise ``ValueError`` unless ``recorded`` (a checkpoint's ``meta['train_patient_ids']``)

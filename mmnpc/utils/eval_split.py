@@ -1,6 +1,6 @@
 """Which split a test run reports: the held-out test split, or val for two-way cohorts.
 
-The configs' test loops read ``annotations/test.json`` (patients that chose
+:func:`held_out_split` states the rule on a cohort's split labels. The configs' test loops read ``annotations/test.json`` (patients that chose
 nothing: not the weights, not the checkpoint, not the cut-off). A cohort
 converted without ``--test-fraction`` has no such file; :func:`resolve_test_split`
 then points the test loop at the validation split and returns a note saying
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os.path as osp
+from collections.abc import Iterable
 from typing import Any
 
 from .data_root import evaluator_metrics, innermost_datasets
@@ -20,6 +21,13 @@ VAL_ANN = 'annotations/val.json'
 OPTIMISTIC_NOTE = ('this cohort has no test split (convert with --test-fraction): the figures '
                    'are on the validation patients, on which the checkpoint was selected, so '
                    'they are optimistic')
+
+
+def held_out_split(splits: Iterable[str]) -> str:
+    """The split a report is on, from the patients' split labels (clinical.csv's
+    ``split`` column): 'test' when any patient has it, else 'val' (whose figures
+    are optimistic: :data:`OPTIMISTIC_NOTE`)."""
+    return 'test' if 'test' in set(splits) else 'val'
 
 
 def _has_images(path: str) -> bool:

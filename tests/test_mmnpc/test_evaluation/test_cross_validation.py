@@ -15,7 +15,7 @@ import pytest
 from mmnpc.evaluation import delong_auc_ci
 from mmnpc.evaluation.cross_validation import (check_fold, check_training_patients,
                                                cohort_labels, fold_rows, folds_table,
-                                               iteration_overrides, make_folds,
+                                               make_folds,
                                                repartition_coco, summarize_cross_validation,
                                                write_fold_root)
 from mmnpc.testing import write_synthetic_coco
@@ -205,21 +205,7 @@ def test_cohort_labels(source):
         cohort_labels(source)
 
 
-# ------------------------------------------------------------------ iterations, checkpoints
-
-def test_iteration_overrides_rescale_what_derives_from_max_iters():
-    cfg = {'train_cfg': {'type': 'IterBasedTrainLoop', 'max_iters': 200, 'val_interval': 200},
-           'param_scheduler': [
-               {'type': 'LinearLR', 'by_epoch': False, 'begin': 0, 'end': 50},
-               {'type': 'MultiStepLR', 'by_epoch': False, 'begin': 0, 'end': 200,
-                'milestones': [160]}]}
-    assert iteration_overrides(cfg, 1000) == [
-        'train_cfg.max_iters=1000', 'train_cfg.val_interval=1000',
-        'default_hooks.checkpoint.interval=1000', 'param_scheduler.1.end=1000',
-        'param_scheduler.1.milestones=[800]']
-    with pytest.raises(ValueError, match='EpochBasedTrainLoop'):
-        iteration_overrides({'train_cfg': {'type': 'EpochBasedTrainLoop', 'max_epochs': 24}}, 5)
-
+# ------------------------------------------------------------------ checkpoints
 
 def test_check_training_patients():
     check_training_patients(['SYN001', 'SYN000', 'SYN007', 'SYN006'], FOLD)

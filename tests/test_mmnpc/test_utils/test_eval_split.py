@@ -6,7 +6,7 @@ from mmengine.config import Config
 
 from mmnpc.testing import write_synthetic_coco
 from mmnpc.utils import resolve_test_split, set_data_root
-from mmnpc.utils.eval_split import OPTIMISTIC_NOTE
+from mmnpc.utils.eval_split import OPTIMISTIC_NOTE, held_out_split
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs'
 
@@ -53,3 +53,9 @@ def test_detector_reports_test_patients_or_falls_back(tmp_path, with_test, split
     assert cfg.test_dataloader.dataset.ann_file == f'annotations/{split}.json'
     assert cfg.test_evaluator.ann_file == f'{root}annotations/{split}.json'
     assert cfg.val_dataloader.dataset.ann_file == 'annotations/val.json'
+
+
+def test_held_out_split_is_test_when_any_patient_has_it():
+    assert held_out_split(['train', 'val', 'test', 'train']) == 'test'
+    assert held_out_split(iter(['train', 'val'])) == 'val'
+    assert held_out_split([]) == 'val'
