@@ -32,11 +32,12 @@ import json
 import math
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Optional
+
+from mmnpc.runs import RunFolder, StepFailed, run_tool
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_FILE = 'cv_config.json'
@@ -50,10 +51,6 @@ STEP_DIRS = {'det_train': 'det', 'det_test': 'det_test', 'cls_train': 'cls',
 # settings a --resume must share with the run it continues
 RESUME_KEYS = ('data_root', 'folds', 'repeats', 'seed', 'val_fraction', 'det_config',
                'cls_config', 'det_iters', 'cls_iters', 'det_cfg_options', 'cls_cfg_options')
-
-
-class StepFailed(RuntimeError):
-    """A tool run by the cross-validation exited with a non-zero status."""
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
@@ -125,18 +122,8 @@ def check_folds_file(path: Path, table) -> None:
 
 
 def pick_checkpoint(work_dir: Path) -> tuple[Optional[Path], str]:
-    """The checkpoint a training run chose: its best_*.pth (validation-selected) if any,
-    else its last checkpoint; (None, '') when training did not finish."""
-    best = sorted(work_dir.glob('best_*.pth'), key=lambda p: p.stat().st_mtime)
-    if best:
-        return best[-1], 'best on the validation split'
-    marker = work_dir / 'last_checkpoint'
-    if not marker.is_file():
-        return None, ''
-    last = Path(marker.read_text().strip())
-    if not last.is_file():
-        last = work_dir / last.name
-    return (last, 'last') if last.is_file() else (None, '')
+    """The checkpoint a training run chose (mmnpc.runs.RunFolder.chosen_checkpoint)."""
+    return RunFolder(work_dir).chosen_checkpoint()
 
 
 def checkpoint_meta(path: Path) -> dict:
@@ -146,14 +133,7 @@ def checkpoint_meta(path: Path) -> dict:
 
 def run_step(command: list[str], log: Path) -> None:
     """Run a tool from the repository root, its output into ``log``; StepFailed on failure."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open('w') as handle:
-        status = subprocess.run(command, cwd=REPO, stdout=handle,
-                                stderr=subprocess.STDOUT).returncode
-    if status != 0:
-        tail = ''.join(log.read_text(errors='replace').splitlines(keepends=True)[-30:])
-        raise StepFailed(f'exit status {status}: {shlex.join(command)}\n--- last lines of '
-                         f'{log} ---\n{tail}')
+    run_tool(command, log=log)
 
 
 def cfg_options(options: list[str]) -> list[str]:
@@ -273,20 +253,15 @@ def fmt_auc(record: dict) -> str:
             f'{record["n_positive"]} with MSOM)')
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    args = parse_args(argv)
-    import pandas as pd
+def plan_folds(args: argparse.Namespace, work_dir: Path, settings: dict):
+    """Check the settings, make (or re-make, under --resume) the fold assignment and write
+    it; return (folds, labels, detector and classifier iteration options)."""
     from mmengine.config import Config
 
-    import mmnpc  # noqa: F401  registers the modules the configs name
-    from mmnpc.evaluation import write_metrics_json
-    from mmnpc.evaluation.cross_validation import (auc_record, cohort_labels, fold_name,
-                                                   fold_rows, folds_table, iteration_overrides,
-                                                   make_folds, summarize_cross_validation,
-                                                   val_seed, write_fold_root)
+    from mmnpc.evaluation.cross_validation import cohort_labels, folds_table, make_folds
+    from mmnpc.runs import iteration_overrides
+    from mmnpc.utils.json_io import write_json
 
-    work_dir = args.work_dir.resolve()
-    settings = settings_of(args)
     check_work_dir(work_dir, settings, args.resume)
     for path in (args.det_config, args.cls_config):
         if not path.is_file():
@@ -294,10 +269,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.end_to_end and not (REPO / 'tools' / 'test_end_to_end.py').is_file():
         raise SystemExit('--end-to-end: tools/test_end_to_end.py not found')
     try:
-        det_iter_options = (iteration_overrides(Config.fromfile(str(args.det_config)),
-                                                args.det_iters) if args.det_iters else [])
-        cls_iter_options = (iteration_overrides(Config.fromfile(str(args.cls_config)),
-                                                args.cls_iters) if args.cls_iters else [])
+        iter_options = [iteration_overrides(Config.fromfile(str(config)), iters) if iters else []
+                        for config, iters in ((args.det_config, args.det_iters),
+                                              (args.cls_config, args.cls_iters))]
         labels = cohort_labels(args.data_root)
         patients = sorted(labels)
         folds = make_folds(patients, [labels[p] for p in patients], k=args.folds,
@@ -308,12 +282,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     check_folds_file(work_dir / FOLDS_FILE, table)
     work_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(work_dir / FOLDS_FILE, index=False)
-    from mmnpc.utils.json_io import write_json
     write_json(work_dir / CONFIG_FILE, settings)
-    n_pos = sum(labels.values())
-    print(f'[cv] {len(patients)} patients ({n_pos} with MSOM), {args.folds} folds x '
-          f'{args.repeats} repeat(s), seed {args.seed}; fold assignment in '
+    print(f'[cv] {len(patients)} patients ({sum(labels.values())} with MSOM), {args.folds} folds '
+          f'x {args.repeats} repeat(s), seed {args.seed}; fold assignment in '
           f'{work_dir / FOLDS_FILE}', flush=True)
+    return folds, labels, iter_options[0], iter_options[1]
+
+
+def run_folds(args: argparse.Namespace, work_dir: Path, folds: list, det_iter_options: list,
+              cls_iter_options: list) -> tuple[list, int]:
+    """Write each fold's data root and run its steps (finished folds skipped under
+    --resume); return (the folds' runs, exit status: 1 when a fold failed)."""
+    import pandas as pd
+
+    from mmnpc.evaluation.cross_validation import auc_record, fold_name, fold_rows, write_fold_root
 
     runs = []
     for index, fold in enumerate(folds, start=1):
@@ -343,13 +325,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         except (StepFailed, ValueError) as error:
             print(f'\n[cv] repeat {fold["repeat"]} fold {fold["fold"]} failed: {error}',
                   file=sys.stderr)
-            return 1
+            return runs, 1
         test = rows[rows['split'] == 'test']
         print(f'[cv]   fold done in {time.monotonic() - start:.0f} s: test '
               f'{fmt_auc(auc_record(test["score"], test["label"]))}', flush=True)
-    if args.folds_only:
-        print('[cv] --folds-only: nothing trained')
-        return 0
+    return runs, 0
+
+
+def collect_folds(runs: list, args: argparse.Namespace):
+    """Every fold's patient rows, detector metrics, checkpoint records, notes and commands."""
+    import pandas as pd
+
+    from mmnpc.evaluation.cross_validation import fold_rows, val_seed
 
     tables, det_metrics, extra, notes, commands = [], {}, {}, [], []
     for run in runs:
@@ -365,7 +352,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             raise SystemExit(f'error: {error}')
         tables.append(rows)
         notes += fold_notes
-        det_metrics[key] = json.loads((run.dir / 'det_test' / 'metrics.json').read_text())
+        det_metrics[key] = RunFolder(run.dir / 'det_test').metrics()
         if det_metrics[key].get('split') not in (None, 'test'):
             notes.append(f'repeat {key[0]} fold {key[1]}: detector evaluated on the '
                          f'{det_metrics[key]["split"]} split, not test')
@@ -376,34 +363,25 @@ def main(argv: Optional[list[str]] = None) -> int:
                          f'{extra[key]["classifier_test"]["eval_split"]} split, not test')
         commands += [{'repeat': key[0], 'fold': key[1], 'step': step, **entry}
                      for step, entry in run.commands.items()]
-    all_rows = pd.concat(tables, ignore_index=True)
-    all_rows.to_csv(work_dir / SCORES_FILE, index=False)
-    summary = summarize_cross_validation(folds, all_rows, det_metrics, extra)
-    summary = {
-        'design': {'method': 'repeated stratified k-fold cross-validation at patient level '
-                             '(scikit-learn RepeatedStratifiedKFold, stratified by msom); in '
-                             'each fold the held-out patients are the test split (nothing is '
-                             'chosen on them) and a stratified share of the rest is the val '
-                             'split (checkpoint selection)',
-                   'folds': args.folds, 'repeats': args.repeats, 'val_fraction': args.val_fraction,
-                   'n_patients': len(patients), 'n_positive': n_pos,
-                   'det_config': settings['det_config'], 'cls_config': settings['cls_config'],
-                   'det_iters': args.det_iters, 'cls_iters': args.cls_iters,
-                   'det_cfg_options': args.det_cfg_options,
-                   'cls_cfg_options': args.cls_cfg_options, 'end_to_end': args.end_to_end,
-                   'data_root': settings['data_root']},
-        'seeds': {'fold_assignment': args.seed,
-                  'val_split': 'seed + repeat * folds + fold (per fold: folds[].val_split_seed)',
-                  'training': 'each checkpoint\'s meta["seed"] (folds[].*_training_seed)'},
-        **summary,
-        'notes': notes,
-        'files': {'folds': str(work_dir / FOLDS_FILE),
-                  'patient_scores': str(work_dir / SCORES_FILE)},
-        'command': shlex.join([sys.executable, str(Path(__file__).resolve()),
-                               *(sys.argv[1:] if argv is None else argv)]),
-        'commands': commands,
-    }
-    write_metrics_json(summary, work_dir / SUMMARY_FILE)
+    return pd.concat(tables, ignore_index=True), det_metrics, extra, notes, commands
+
+
+def design_record(args: argparse.Namespace, settings: dict, labels: dict) -> dict:
+    return {'method': 'repeated stratified k-fold cross-validation at patient level '
+                      '(scikit-learn RepeatedStratifiedKFold, stratified by msom); in '
+                      'each fold the held-out patients are the test split (nothing is '
+                      'chosen on them) and a stratified share of the rest is the val '
+                      'split (checkpoint selection)',
+            'folds': args.folds, 'repeats': args.repeats, 'val_fraction': args.val_fraction,
+            'n_patients': len(labels), 'n_positive': sum(labels.values()),
+            'det_config': settings['det_config'], 'cls_config': settings['cls_config'],
+            'det_iters': args.det_iters, 'cls_iters': args.cls_iters,
+            'det_cfg_options': args.det_cfg_options,
+            'cls_cfg_options': args.cls_cfg_options, 'end_to_end': args.end_to_end,
+            'data_root': settings['data_root']}
+
+
+def print_summary(summary: dict, notes: list, work_dir: Path) -> None:
     print(f'[cv] per-patient scores in {work_dir / SCORES_FILE}; summary in '
           f'{work_dir / SUMMARY_FILE}')
     for column, label in (('score', 'contour-based'), ('end_to_end_score', 'end-to-end')):
@@ -422,7 +400,50 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f'[cv] note: {summary["pooling_note"]}')
     for note in notes:
         print(f'[cv] note: {note}')
+
+
+def cross_validate(args: argparse.Namespace, argv: Optional[list[str]], work_dir: Path) -> int:
+    import mmnpc  # noqa: F401  registers the modules the configs name
+    from mmnpc.evaluation import write_metrics_json
+    from mmnpc.evaluation.cross_validation import summarize_cross_validation
+
+    settings = settings_of(args)
+    folds, labels, det_iter_options, cls_iter_options = plan_folds(args, work_dir, settings)
+    runs, status = run_folds(args, work_dir, folds, det_iter_options, cls_iter_options)
+    if status:
+        return status
+    if args.folds_only:
+        print('[cv] --folds-only: nothing trained')
+        return 0
+    all_rows, det_metrics, extra, notes, commands = collect_folds(runs, args)
+    all_rows.to_csv(work_dir / SCORES_FILE, index=False)
+    summary = {
+        'design': design_record(args, settings, labels),
+        'seeds': {'fold_assignment': args.seed,
+                  'val_split': 'seed + repeat * folds + fold (per fold: folds[].val_split_seed)',
+                  'training': 'each checkpoint\'s meta["seed"] (folds[].*_training_seed)'},
+        **summarize_cross_validation(folds, all_rows, det_metrics, extra),
+        'notes': notes,
+        'files': {'folds': str(work_dir / FOLDS_FILE),
+                  'patient_scores': str(work_dir / SCORES_FILE)},
+        'command': shlex.join([sys.executable, str(Path(__file__).resolve()),
+                               *(sys.argv[1:] if argv is None else argv)]),
+        'commands': commands,
+    }
+    write_metrics_json(summary, work_dir / SUMMARY_FILE)
+    print_summary(summary, notes, work_dir)
     return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    from data_prep.folder_lock import FolderLockedError
+    work_dir = args.work_dir.resolve()
+    try:
+        with RunFolder(work_dir).lock():  # one cross-validation per folder
+            return cross_validate(args, argv, work_dir)
+    except FolderLockedError as error:
+        raise SystemExit(f'refused: {error}')
 
 
 if __name__ == '__main__':
