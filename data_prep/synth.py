@@ -40,7 +40,7 @@ Outcome model (documented so results can be judged), ``generator_version`` 2
 * ``msom ~ Bernoulli(sigmoid(-0.6 + 0.95 z_img + 0.75 z_node + 1.0 clinical +
   N(0, 0.5)))``: prevalence ~40%; ``image_risk = 0.95 z_img + 0.75 z_node`` is
   all the images hold, ``oracle_risk`` adds the clinical term
-  (``benchmarks/synthetic_reference.py`` gives each latent's AUC on a split).
+  (``experiments/synthetic_reference.py`` gives each latent's AUC on a split).
 
 Version 1 (``generator_version=1``, the cohorts of the figures measured before
 2026-12-07, byte-identical to them): ``z_img`` alone carries the image signal,

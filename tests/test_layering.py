@@ -124,3 +124,33 @@ def test_the_parts_of_mmnpc_import_each_other_without_a_cycle():
                 graph[part(module)].add(target)
     assert 'mmnpc.datasets' in graph['mmnpc.evaluation']  # the scan sees the package's edges
     assert find_cycle(graph) == []
+
+
+def script_files(folder: str) -> list[Path]:
+    return sorted((REPO / folder).glob('*.py'))
+
+
+def test_scripts_do_not_edit_sys_path():
+    """Scripts import the installed packages (pip install -e .), never through sys.path."""
+    edits = [str(path.relative_to(REPO)) for folder in SCRIPTS for path in script_files(folder)
+             if 'sys.path' in path.read_text(encoding='utf-8')]
+    assert edits == []
+
+
+def test_experiments_and_tools_do_not_import_each_other():
+    """An experiment or a tool is a script: what two of them share lives in the library
+    (e.g. mmnpc.runs). Two folders keep private modules beside their scripts:
+    tools/_common.py (the MMDetection-style arguments; it must run before anything imports
+    matplotlib, which importing mmnpc does) and benchmarks/ (run.py runs one measuring module
+    per stage; common.py starts them in child processes)."""
+    scripts = {path.stem for folder in ('tools', 'experiments') for path in script_files(folder)
+               if not path.stem.startswith('_')}
+    assert {'transfer', 'region_comparison', 'demo'} <= scripts
+    found = {}
+    for folder in ('tools', 'experiments', 'benchmarks'):
+        for path in script_files(folder):
+            names = {n.split('.')[0] for n in imported_names(path)} & scripts
+            names |= {n for n in imported_names(path) if n.split('.')[0] in SCRIPTS}
+            if names:
+                found[str(path.relative_to(REPO))] = sorted(names)
+    assert found == {}

@@ -29,7 +29,7 @@ model = dict(
     rpn_head=dict(anchor_generator=dict(scales=[4])),
     train_cfg=dict(rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(rpn=dict(max_per_img=300), rcnn=dict(max_per_img=20)))
-max_iters = 200  # validation AP@0.5: see docs/detection.md (benchmarks/train_detector.py)
+max_iters = 200  # validation AP@0.5: see docs/detection.md (experiments/train_detector.py)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),

@@ -11,9 +11,10 @@
 """
 from .run_folder import (DEPLOYMENT_FILE, LAST_CHECKPOINT_FILE, METRICS_FILE,
                          PATIENT_SCORES_FILE, RunFolder, RunFolderError)
-from .schedule import iteration_overrides, no_in_training_validation
+from .schedule import iteration_overrides, last_checkpoint_options, no_in_training_validation
 from .steps import StepFailed, run_tool
 
 __all__ = ['DEPLOYMENT_FILE', 'LAST_CHECKPOINT_FILE', 'METRICS_FILE', 'PATIENT_SCORES_FILE',
-           'RunFolder', 'RunFolderError', 'iteration_overrides', 'no_in_training_validation',
+           'RunFolder', 'RunFolderError', 'iteration_overrides', 'last_checkpoint_options',
+           'no_in_training_validation',
            'StepFailed', 'run_tool']

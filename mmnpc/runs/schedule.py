@@ -59,3 +59,15 @@ def no_in_training_validation(iters: int) -> list[str]:
     afterwards: no validation during training, no 'best' checkpoint (add them to
     :func:`iteration_overrides`)."""
     return [f'train_cfg.val_begin={iters + 1}', 'default_hooks.checkpoint.save_best=None']
+
+
+def last_checkpoint_options(config_path: str, iters: int | None) -> list[str]:
+    """``--cfg-options`` of a run of ``iters`` steps whose last checkpoint tools/test.py
+    tests afterwards (:func:`iteration_overrides` of the config file, then
+    :func:`no_in_training_validation`); none when ``iters`` is None (the config's own
+    length, its own validation)."""
+    if not iters:
+        return []
+    from mmengine.config import Config
+    return [*iteration_overrides(Config.fromfile(str(config_path)), iters),
+            *no_in_training_validation(iters)]

@@ -56,7 +56,7 @@ def test_refuses_a_threshold_fitted_on_the_reported_split(tmp_path):
 
 
 def test_refuses_test_patients_missing_files_and_unfitted_thresholds(tmp_path):
-    for split in ('test', 'test_step4'):  # benchmarks/train_detector.py --slice-step 4
+    for split in ('test', 'test_step4'):  # experiments/train_detector.py --slice-step 4
         with pytest.raises(ValueError, match='fitted on the test patients'):
             parse_det_threshold(str(metrics(tmp_path, split=split)))
     assert parse_det_threshold(str(metrics(tmp_path, split='val_step4'))).value == 0.83

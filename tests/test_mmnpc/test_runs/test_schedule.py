@@ -45,3 +45,15 @@ def test_the_real_tiny_classifier_keeps_its_fixed_warm_up():
     options = iteration_overrides(cfg, 7)
     assert options == ['train_cfg.max_iters=7', 'train_cfg.val_interval=7',
                        'default_hooks.checkpoint.interval=7']
+
+
+def test_last_checkpoint_options_of_a_config_file():
+    from pathlib import Path
+
+    from mmnpc.runs import last_checkpoint_options
+    config = Path(__file__).resolve().parents[3] / 'configs' / 'msom_cet1_tiny.py'
+    assert last_checkpoint_options(config, None) == []
+    assert last_checkpoint_options(config, 12) == [
+        'train_cfg.max_iters=12', 'train_cfg.val_interval=12',
+        'default_hooks.checkpoint.interval=12', 'train_cfg.val_begin=13',
+        'default_hooks.checkpoint.save_best=None']

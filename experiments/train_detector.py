@@ -1,4 +1,4 @@
-"""Benchmark: does the Stage-1 detector learn? (a script, not a test)
+"""Experiment: does the Stage-1 detector learn? (a script, not a test)
 
 Trains a detection config (default the CPU-sized ``configs/det_cet1_tiny.py``:
 Mask R-CNN R50-FPN, random init, 256 px; the CPU recipe is
@@ -27,19 +27,19 @@ first evaluation. Data: ``--data-root`` (a converter output, e.g. from
 (mmnpc.testing.write_synthetic_coco: bright ellipses, not patient data) is
 written under WORK_DIR/data.
 
-    python benchmarks/train_detector.py [--data-root DATA] [--iters 300]
-    python benchmarks/train_detector.py --config configs/det_cet1_cpu.py \\
+    python experiments/train_detector.py [--data-root DATA] [--iters 300]
+    python experiments/train_detector.py --config configs/det_cet1_cpu.py \\
         --data-root DATA --eval-split val --slice-step 4
 """
 from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from mmnpc.runs import RunFolder, StepFailed, iteration_overrides
+from mmnpc.runs import run_tool as run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,16 +64,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0, help='seed of data and training')
     parser.add_argument('--cfg-options', nargs='+', default=[], help='passed to both tools')
     return parser.parse_args()
-
-
-def run(cmd: list[str]) -> float:
-    """Run one tool as a subprocess from the repo root; return its wall time in s."""
-    print(f'\n$ {shlex.join(cmd)}', flush=True)
-    start = time.time()
-    result = subprocess.run(cmd, cwd=REPO)
-    if result.returncode != 0:
-        sys.exit(f'benchmark step failed (exit {result.returncode}): {shlex.join(cmd)}')
-    return time.time() - start
 
 
 def synthetic_data(work_dir: Path, patients: int, seed: int) -> Path:
@@ -123,8 +113,6 @@ def schedule_options(args: argparse.Namespace, cfg) -> tuple[list[str], int]:
     Validation in training runs only at the intermediate intervals: tools/test.py
     evaluates the last checkpoint (MMEngine would also validate it).
     """
-    from mmnpc.evaluation.cross_validation import iteration_overrides
-
     iters = args.iters or int(cfg.train_cfg.max_iters)
     options = iteration_overrides(cfg, iters)
     if args.val_interval and args.val_interval < iters:
@@ -158,7 +146,6 @@ def eval_options(args: argparse.Namespace, sequence: str, data_root: Path,
 
 def main() -> None:
     args = parse_args()
-    sys.path.insert(0, str(REPO))
     work_dir = Path(args.work_dir)
     if not work_dir.is_absolute():
         work_dir = REPO / work_dir
@@ -172,7 +159,7 @@ def main() -> None:
     options = [*train_options, f'randomness.seed={args.seed}', *args.cfg_options]
     train_s = run([sys.executable, 'tools/train.py', args.config, '--data-root', str(data_root),
                    '--work-dir', str(train_dir), '--cfg-options', *options])
-    checkpoint = (train_dir / 'last_checkpoint').read_text().strip()
+    checkpoint = str(RunFolder(train_dir).last_checkpoint())
     test_options = [*args.cfg_options, *eval_options(args, cfg.sequence, data_root, work_dir)]
     extra = ['--cfg-options', *test_options] if test_options else []
     test_s = run([sys.executable, 'tools/test.py', args.config, checkpoint, '--data-root',
@@ -196,4 +183,7 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except StepFailed as failed:
+        sys.exit(f'experiment step failed ({failed})')

@@ -1,4 +1,4 @@
-"""benchmarks/synthetic_reference.py: the generator's latents scored on a split, cohort checked."""
+"""experiments/synthetic_reference.py: the generator's latents scored on a split, cohort checked."""
 from __future__ import annotations
 
 import csv
@@ -15,9 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def reference(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / 'benchmarks'))
-    import synthetic_reference as module
+def reference(load_experiment):
+    module = load_experiment('synthetic_reference')
     return module
 
 

@@ -1,4 +1,4 @@
-"""Benchmark: are lesions missed, or found under the wrong class? (a script, not a test)
+"""Experiment: are lesions missed, or found under the wrong class? (a script, not a test)
 
 Reads a COCO annotation file and the detections ``tools/test.py --out DETS.pkl``
 dumped for it, and prints
@@ -14,7 +14,7 @@ dumped for it, and prints
 
     python tools/test.py CONFIG CKPT --data-root DATA --out DETS.pkl [--cfg-options
         test_dataloader.dataset.ann_file=ANN]
-    python benchmarks/detector_confusion.py --ann ANN --dets DETS.pkl \\
+    python experiments/detector_confusion.py --ann ANN --dets DETS.pkl \\
         [--slice-thr VAL_METRICS.json]
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Benchmark: does the stage-1 detector make the classifier better? (a script, not a test)
+"""Experiment: does the stage-1 detector make the classifier better? (a script, not a test)
 
 The transfer experiment of issue 17: on one converter output (one patient
 split) and one training budget, every classifier config (default image-only
@@ -32,7 +32,7 @@ own. Runs whose ``metrics.json`` exists are not repeated
 resume with other options is refused. The paired difference is AUC(detector
 arm) - AUC(random) on the patients both scored.
 
-    python benchmarks/transfer.py --data-root DATA --det-checkpoint DET/iter_N.pth \\
+    python experiments/transfer.py --data-root DATA --det-checkpoint DET/iter_N.pth \\
         --seeds 0 1 2 --iters 500 --work-dir work_dirs/transfer
 """
 from __future__ import annotations
@@ -43,8 +43,10 @@ import math
 import sys
 from pathlib import Path
 
-from train_classifier import iteration_options
-from train_detector import REPO, run
+from mmnpc.runs import RunFolder, StepFailed, last_checkpoint_options
+from mmnpc.runs import run_tool as run
+
+REPO = Path(__file__).resolve().parents[1]
 
 ARMS = ('detector', 'random')
 KEYS = ('eval_split', 'auc', 'auc_ci_low', 'auc_ci_high', 'n_val_patients', 'n_val_positive',
@@ -79,7 +81,8 @@ def train_and_test(config: str, arm: str, seed: int, args: argparse.Namespace,
     """One run (resumed when its metrics.json exists); its metrics with the wall time."""
     out = run_dir(work_dir, config, args.tag if arm == 'detector' else arm, seed)
     metrics_file = out / 'metrics.json'
-    options = [f'randomness.seed={seed}', *args.cfg_options, *iteration_options(args.iters)]
+    options = [f'randomness.seed={seed}', *args.cfg_options,
+               *last_checkpoint_options(REPO / config, args.iters)]
     init = []
     if arm == 'detector':
         init = ['--det-checkpoint', args.det_checkpoint]
@@ -96,7 +99,7 @@ def train_and_test(config: str, arm: str, seed: int, args: argparse.Namespace,
         (out / 'options.json').write_text(json.dumps(recorded, indent=2) + '\n')
         seconds = run([sys.executable, 'tools/train.py', config, '--data-root', args.data_root,
                        '--work-dir', str(out), *init, '--cfg-options', *options])
-        checkpoint = (out / 'last_checkpoint').read_text().strip()
+        checkpoint = str(RunFolder(out).last_checkpoint())
         run([sys.executable, 'tools/test.py', config, checkpoint, '--data-root', args.data_root,
              '--work-dir', str(out)])
         (out / 'train_wall_s.txt').write_text(f'{seconds:.1f}\n')
@@ -215,4 +218,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except StepFailed as failed:
+        sys.exit(f'experiment step failed ({failed})')

@@ -1,6 +1,6 @@
 """The fair transfer test, frozen part: what do the detector's features know? (a script)
 
-Issue 31, item 4. The fine-tuning comparison (``benchmarks/transfer.py``)
+Issue 31, item 4. The fine-tuning comparison (``experiments/transfer.py``)
 asks which initialisation trains better in a fixed budget; this one asks what
 the frozen features hold. On one converter output (one patient split):
 
@@ -33,7 +33,7 @@ Writes WORK_DIR/features/<arm>.npz (resume: an arm whose file exists is not
 re-extracted), WORK_DIR/<arm>/patient_scores.csv, WORK_DIR/transfer_probe.json
 and .md.
 
-    python benchmarks/transfer_probe.py --data-root DATA --det-checkpoint DET.pth \\
+    python experiments/transfer_probe.py --data-root DATA --det-checkpoint DET.pth \\
         --work-dir work_dirs/transfer_probe [--random-seeds 0 1 2 3 4]
 """
 from __future__ import annotations
@@ -42,7 +42,6 @@ import argparse
 import json
 import math
 import statistics
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -265,7 +264,6 @@ def markdown(summary: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    sys.path.insert(0, str(REPO))
     from mmengine.registry import init_default_scope
 
     import mmnpc  # noqa: F401  registers the project's modules

@@ -15,7 +15,7 @@ command's; cheap, no images) and checked against the converted cohort's
 ``clinical.csv``: every patient's MSOM label must match, or the seed / size
 were not the ones the cohort was made with.
 
-    python benchmarks/synthetic_reference.py --data-root DATA --patients 160 --seed 0 \\
+    python experiments/synthetic_reference.py --data-root DATA --patients 160 --seed 0 \\
         [--generator-version 2] [--eval-split test]
 
 Prints and writes ``--out`` (default DATA/synthetic_reference.json): per latent
@@ -84,7 +84,6 @@ def latent_aucs(rows: list[dict], plans: dict, eval_split: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sys.path.insert(0, str(REPO))
     from data_prep.synth import plan_cohort
 
     with open(args.data_root / 'clinical.csv', newline='') as handle:

@@ -1,4 +1,4 @@
-"""benchmarks/transfer.py: the runs it launches and the table it builds from their outputs.
+"""experiments/transfer.py: the runs it launches and the table it builds from their outputs.
 
 The tools it calls (tools/train.py, tools/test.py) are replaced by a fake that
 writes what they write (last_checkpoint, metrics.json, patient_scores.csv) with
@@ -21,9 +21,8 @@ N_PATIENTS = 40
 
 
 @pytest.fixture
-def transfer(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / 'benchmarks'))
-    import transfer as module
+def transfer(load_experiment):
+    module = load_experiment('transfer')
     return module
 
 
@@ -43,6 +42,7 @@ def fake_run(calls: list):
         out = Path(cmd[cmd.index('--work-dir') + 1])
         out.mkdir(parents=True, exist_ok=True)
         if cmd[1] == 'tools/train.py':
+            (out / 'iter_7.pth').write_bytes(b'weights')
             (out / 'last_checkpoint').write_text(str(out / 'iter_7.pth') + '\n')
             return 12.5
         seed = int(out.name.removeprefix('seed'))

@@ -1,4 +1,4 @@
-"""benchmarks/region_comparison.py: arms, the per-structure fusion command, the table."""
+"""experiments/region_comparison.py: arms, the per-structure fusion command, the table."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,9 +9,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def comparison(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / 'benchmarks'))
-    import region_comparison as module
+def comparison(load_experiment):
+    module = load_experiment('region_comparison')
     return module
 
 

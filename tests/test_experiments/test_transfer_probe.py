@@ -1,4 +1,4 @@
-"""benchmarks/transfer_probe.py: the probe per arm, the comparison table, the feature cache.
+"""experiments/transfer_probe.py: the probe per arm, the comparison table, the feature cache.
 
 Feature extraction is replaced by known features (the models are tested in
 tests/test_mmnpc/test_inference/test_patient_features.py); the probe's scores,
@@ -20,9 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def probe_script(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / 'benchmarks'))
-    import transfer_probe as module
+def probe_script(load_experiment):
+    module = load_experiment('transfer_probe')
     return module
 
 

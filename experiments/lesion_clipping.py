@@ -8,7 +8,7 @@ patients of the share of contour voxels at 255 (the manifest's
 ``intensity.contour_clip_shares.<class>.high``).
 
     python -m data_prep synth /tmp/clip24 --patients 24 --seed 0
-    python benchmarks/lesion_clipping.py /tmp/clip24
+    python experiments/lesion_clipping.py /tmp/clip24
 """
 from __future__ import annotations
 

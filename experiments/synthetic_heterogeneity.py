@@ -12,7 +12,7 @@ Version 1 draws the same appearance on every slice, so one slice ranks the
 patients almost as well as the whole tumour; version 2 lets each slice depart
 from its tumour (``data_prep/synth.py``).
 
-    python benchmarks/synthetic_heterogeneity.py [--patients 30 --seed 5] [--planned 1500]
+    python experiments/synthetic_heterogeneity.py [--patients 30 --seed 5] [--planned 1500]
 
 It also prints, on ``--planned`` patients planned without images, the
 prevalence and each latent's AUC per version.
@@ -20,12 +20,10 @@ prevalence and each latent's AUC per version.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
 MEDIUM = dict(matrix=64, pixel_mm=2.5, n_slices=16, slice_mm=5.0)
 
 
@@ -91,7 +89,6 @@ def measure(version: int, patients: int, seed: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    sys.path.insert(0, str(REPO))
     print(f'{args.patients} patients (seed {args.seed}), CE-T1 heterogeneity, Spearman rho')
     print('| generator version | one GTV slice vs z_img | mean over GTV slices vs z_img '
           '| nodes vs z_node |\n|---|---|---|---|')

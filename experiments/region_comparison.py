@@ -11,7 +11,7 @@ validation patients (for late fusion). Then, on the same test patients:
   the two-input regression fitted on the validation patients) and its paired test
   against clinical-only;
 * the generator's image latent on the same patients when the cohort is synthetic
-  (``--synth-patients`` / ``--synth-seed``: ``benchmarks/synthetic_reference.py``).
+  (``--synth-patients`` / ``--synth-seed``: ``experiments/synthetic_reference.py``).
 
 Arms (``--arms``; all of them by default):
 
@@ -32,7 +32,7 @@ Runs whose ``metrics.json`` exists are not repeated (resume after an interruptio
 Writes WORK_DIR/<arm>/{train,test,val,late_fusion}/ and WORK_DIR/region_comparison.json
 / .md. Takes about 30 min per arm on 2 CPU cores at 300 training patients.
 
-    python benchmarks/region_comparison.py --data-root DATA --work-dir work_dirs/regions \\
+    python experiments/region_comparison.py --data-root DATA --work-dir work_dirs/regions \\
         [--arms whole_slice window ...] [--synth-patients 900 --synth-seed 7]
 """
 from __future__ import annotations
@@ -43,7 +43,10 @@ import math
 import sys
 from pathlib import Path
 
-from train_detector import REPO, run
+from mmnpc.runs import RunFolder, StepFailed
+from mmnpc.runs import run_tool as run
+
+REPO = Path(__file__).resolve().parents[1]
 
 WINDOW = 'configs/msom_cet1_cpu.py'
 ARMS = {
@@ -96,8 +99,7 @@ def arm_options(arm: str, args: argparse.Namespace) -> list[str]:
 
 
 def checkpoint_of(train_dir: Path) -> Path:
-    last = (train_dir / 'last_checkpoint').read_text().strip()
-    return Path(last)
+    return RunFolder(train_dir).last_checkpoint()
 
 
 def run_arm(arm: str, args: argparse.Namespace) -> dict:
@@ -106,7 +108,7 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
     out = args.work_dir / arm
     options = arm_options(arm, args)
     timing = {}
-    if not (out / 'train' / 'last_checkpoint').is_file():
+    if RunFolder(out / 'train').find_last_checkpoint() is None:
         timing['train_s'] = run([sys.executable, 'tools/train.py', config, '--data-root',
                                  args.data_root, '--work-dir', str(out / 'train'),
                                  *(['--cfg-options', *options] if options else [])])
@@ -189,7 +191,7 @@ def compare(arms: list[str], args: argparse.Namespace) -> dict:
     if args.synth_patients is not None:
         reference = args.work_dir / 'synthetic_reference.json'
         if not reference.is_file():
-            run([sys.executable, 'benchmarks/synthetic_reference.py', '--data-root',
+            run([sys.executable, 'experiments/synthetic_reference.py', '--data-root',
                  args.data_root, '--patients', str(args.synth_patients), '--seed',
                  str(args.synth_seed), '--generator-version', str(args.synth_generator_version),
                  '--eval-split', 'test', '--out', str(reference)])
@@ -233,7 +235,6 @@ def markdown(summary: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    sys.path.insert(0, str(REPO))
     clinical_baseline(args)
     for arm in args.arms:
         run_arm(arm, args)
@@ -245,4 +246,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except StepFailed as failed:
+        sys.exit(f'experiment step failed ({failed})')

@@ -1,4 +1,4 @@
-"""Benchmark: does the stage-2 classifier learn, and what do clinical variables add? (not a test)
+"""Experiment: does the stage-2 classifier learn, and what do clinical variables add? (not a test)
 
 Trains an image-only and a fusion classifier (default the CPU-sized
 ``msom_cet1_tiny`` and ``msom_fusion_tiny``) on the same converter output with
@@ -15,7 +15,7 @@ them, and tools/compare_models.py tests every model against that fusion config
 
     python -m data_prep synth work_dirs/bench_cls/cohort --patients 80
     python -m data_prep convert work_dirs/bench_cls/cohort work_dirs/bench_cls/data --workers 2
-    python benchmarks/train_classifier.py --data-root work_dirs/bench_cls/data --iters 300
+    python experiments/train_classifier.py --data-root work_dirs/bench_cls/data --iters 300
 """
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ import json
 import sys
 from pathlib import Path
 
-from train_detector import REPO, run
+from mmnpc.runs import RunFolder, StepFailed, last_checkpoint_options
+from mmnpc.runs import run_tool as run
+
+REPO = Path(__file__).resolve().parents[1]
 
 KEYS = ('eval_split', 'auc', 'auc_ci_low', 'auc_ci_high', 'cutoff', 'precision', 'recall',
         'specificity', 'accuracy', 'n_val_patients', 'n_val_positive', 'train_auc')
@@ -52,23 +55,15 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def iteration_options(iters: int | None) -> list[str]:
-    """cfg-options for ``iters`` iterations validated once, by tools/test.py afterwards:
-    no in-training validation, no 'best' copy, one checkpoint at the end."""
-    if not iters:
-        return []
-    return [f'train_cfg.max_iters={iters}', f'train_cfg.val_begin={iters + 1}',
-            'default_hooks.checkpoint.save_best=None', f'default_hooks.checkpoint.interval={iters}']
-
-
 def train_and_test(config: str, args: argparse.Namespace, work_dir: Path) -> dict:
     """Train ``config``, test its last checkpoint; return its metrics.json."""
     out = work_dir / Path(config).stem
-    options = [f'randomness.seed={args.seed}', *args.cfg_options, *iteration_options(args.iters)]
+    options = [f'randomness.seed={args.seed}', *args.cfg_options,
+               *last_checkpoint_options(REPO / config, args.iters)]
     det = ['--det-checkpoint', args.det_checkpoint] if args.det_checkpoint else []
     seconds = run([sys.executable, 'tools/train.py', config, '--data-root', args.data_root,
                    '--work-dir', str(out), *det, '--cfg-options', *options])
-    checkpoint = (out / 'last_checkpoint').read_text().strip()
+    checkpoint = str(RunFolder(out).last_checkpoint())
     run([sys.executable, 'tools/test.py', config, checkpoint, '--data-root', args.data_root,
          '--work-dir', str(out)])
     metrics = json.loads((out / 'metrics.json').read_text())
@@ -93,7 +88,7 @@ def baselines_and_comparison(args: argparse.Namespace, work_dir: Path) -> dict:
         if not args.det_checkpoint:
             sys.exit('--end-to-end needs --det-checkpoint')
         out = work_dir / 'end_to_end'
-        checkpoint = (work_dir / Path(fusion).stem / 'last_checkpoint').read_text().strip()
+        checkpoint = str(RunFolder(work_dir / Path(fusion).stem).last_checkpoint())
         seconds = run([sys.executable, 'tools/test_end_to_end.py', fusion, checkpoint,
                        '--det-checkpoint', args.det_checkpoint, '--data-root', args.data_root,
                        '--work-dir', str(out), '--no-deployment-file'])
@@ -138,4 +133,7 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except StepFailed as failed:
+        sys.exit(f'experiment step failed ({failed})')
