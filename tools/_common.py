@@ -11,6 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 from mmengine.config import Config, DictAction
 
@@ -79,3 +82,19 @@ def headless_matplotlib(show: bool = False) -> None:
     """Draw with matplotlib's Agg backend unless pictures are shown on screen."""
     if not show:
         os.environ.setdefault('MPLBACKEND', 'Agg')
+
+
+@contextmanager
+def work_dir_lock(work_dir: str) -> Iterator[None]:
+    """Hold the work dir's lock (``mmnpc.runs.RunFolder.lock``: ``<work_dir>.lock`` beside
+    it) while a tool writes there: a second command into the same folder exits at once,
+    naming the first one's process; a lock left by a dead process is taken over."""
+    from data_prep.folder_lock import FolderLockedError, acquire, release
+    try:
+        path = acquire(Path(work_dir))
+    except FolderLockedError as error:
+        raise SystemExit(f'refused: {error}')
+    try:
+        yield
+    finally:
+        release(path)

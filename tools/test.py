@@ -38,7 +38,8 @@ from mmengine import ConfigDict
 from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
-from _common import add_common_arguments, export_local_rank, headless_matplotlib, load_config
+from _common import (add_common_arguments, export_local_rank, headless_matplotlib, load_config,
+                     work_dir_lock)
 
 
 VAL_PATIENTS_NOTE = ('--val-patients: the validation patients, who chose the checkpoint; '
@@ -281,25 +282,26 @@ def main() -> None:
     if args.tta:
         cfg = add_tta(cfg)
 
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
+    with work_dir_lock(cfg.work_dir):  # one writer per work dir
+        if 'runner_type' not in cfg:
+            runner = Runner.from_cfg(cfg)
+        else:
+            runner = RUNNERS.build(cfg)
 
-    # add `DumpResults` dummy metric
-    if args.out is not None:
-        assert args.out.endswith(('.pkl', '.pickle')), \
-            'The dump file must be a pkl file.'
-        dump = DumpResults if classifier else DumpDetResults
-        runner.test_evaluator.metrics.append(dump(out_file_path=args.out))
+        # add `DumpResults` dummy metric
+        if args.out is not None:
+            assert args.out.endswith(('.pkl', '.pickle')), \
+                'The dump file must be a pkl file.'
+            dump = DumpResults if classifier else DumpDetResults
+            runner.test_evaluator.metrics.append(dump(out_file_path=args.out))
 
-    metrics = runner.test()
-    if classifier:
-        write_classifier_results(cfg, runner, split_notes)
-        if args.cam:
-            write_cam(cfg, runner, split, args.cam)
-    else:
-        write_summary(cfg, metrics, split, split_notes, args.checkpoint)
+        metrics = runner.test()
+        if classifier:
+            write_classifier_results(cfg, runner, split_notes)
+            if args.cam:
+                write_cam(cfg, runner, split, args.cam)
+        else:
+            write_summary(cfg, metrics, split, split_notes, args.checkpoint)
 
 
 if __name__ == '__main__':

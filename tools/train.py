@@ -18,7 +18,8 @@ import os.path as osp
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from _common import add_common_arguments, export_local_rank, headless_matplotlib, load_config
+from _common import (add_common_arguments, export_local_rank, headless_matplotlib, load_config,
+                     work_dir_lock)
 
 
 def parse_args() -> argparse.Namespace:
@@ -100,16 +101,17 @@ def main() -> None:
     # importing it also makes MMEngine's http(s) loader explain a failed download
     from mmnpc.utils.pretrained import PretrainedDownloadError
 
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
-    try:
-        runner.train()
-    except PatientOverlapError as error:
-        raise SystemExit(f'refused: {error}')
-    except PretrainedDownloadError as error:
-        raise SystemExit(str(error))
+    with work_dir_lock(cfg.work_dir):  # one writer per work dir
+        if 'runner_type' not in cfg:
+            runner = Runner.from_cfg(cfg)
+        else:
+            runner = RUNNERS.build(cfg)
+        try:
+            runner.train()
+        except PatientOverlapError as error:
+            raise SystemExit(f'refused: {error}')
+        except PretrainedDownloadError as error:
+            raise SystemExit(str(error))
 
 
 if __name__ == '__main__':
