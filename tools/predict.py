@@ -112,14 +112,11 @@ def main() -> int:
     headless_matplotlib()
     import mmnpc  # noqa: F401  registers modules, trusted checkpoint loading
     from data_prep.options import load_options
-    from mmengine.config import Config
     from mmnpc.inference.cutoff import resolve_cutoff
+    from mmnpc.inference.deployment import Deployment
     from mmnpc.inference.det_threshold import threshold_for_prediction
-    from mmnpc.inference.predict_patient import (PredictOptions, check_same_sequence,
-                                                 encode_clinical, predict_patient)
+    from mmnpc.inference.predict_patient import encode_clinical
     from mmnpc.inference.prediction_outputs import no_detection_message, write_prediction
-    from mmnpc.inference.slice_detector import SliceDetector
-    from mmnpc.models import init_msom_classifier
 
     start = time.time()
     fusion = late_fusion_inputs(args)
@@ -135,28 +132,25 @@ def main() -> int:
         sys.exit(str(error))
     for warning in (*choice.warnings, *thr_warnings):
         print(f'[predict] warning: {warning}')
-    cls_cfg = Config.fromfile(str(args.config))
-    classifier, encoder = init_msom_classifier(cls_cfg, str(args.cls_checkpoint), args.device)
-    patient_id = args.patient_dir.resolve().name
-    values = json.loads(args.clinical.read_text()) if args.clinical else None
-    clinical = encode_clinical(encoder, values, patient_id, classifier.num_clinical > 0)
-    detector = SliceDetector(args.det_checkpoint, args.det_config, args.device,
-                             score_thr=det_thr.value)
     try:
-        check_same_sequence(detector, cls_cfg)
+        deployment = Deployment.load(args.config, args.cls_checkpoint, args.det_checkpoint,
+                                     det_thr, args.det_config, args.device, args.coarse_step)
     except ValueError as error:
         sys.exit(str(error))
+    detector = deployment.detector
+    patient_id = args.patient_dir.resolve().name
+    values = json.loads(args.clinical.read_text()) if args.clinical else None
+    clinical = encode_clinical(deployment.encoder, values, patient_id,
+                               deployment.needs_clinical)
     cutoff = choice.value
     if fusion is not None and args.cutoff is None:
         cutoff = fusion[1]  # the fused score's own cut-off
-    options = PredictOptions(sequence=cls_cfg.sequence, det_score_thr=det_thr.value,
-                             coarse_step=args.coarse_step)
     print(f'[predict] slice threshold {det_thr.value:.3f} ({det_thr.source})')
     print(f'[predict] detector config: {detector.config_source} '
           f'({detector.test_cfg.rpn.max_per_img} RPN proposals per slice; --det-config to change)')
-    print(f'[predict] {patient_id}: reading {options.sequence} series, detecting tumour slices')
-    pred = predict_patient(args.patient_dir, detector, classifier, cls_cfg, clinical, cutoff,
-                           options, load_options(args.mapping))
+    print(f'[predict] {patient_id}: reading {deployment.options.sequence} series, detecting '
+          'tumour slices')
+    pred = deployment.predict(args.patient_dir, clinical, cutoff, load_options(args.mapping))
     settings = {'cutoff_source': choice.source, 'cutoff_rule': choice.rule,
                 'det_score_thr': det_thr.value, 'det_score_thr_source': det_thr.source,
                 'coarse_step': args.coarse_step, 'seconds': round(time.time() - start, 1)}
@@ -175,7 +169,8 @@ def main() -> int:
     cams = []
     if args.cam:
         from mmnpc.inference.explain import explain_prediction
-        cams = explain_prediction(pred, classifier, cls_cfg, detector.classes, clinical)
+        cams = explain_prediction(pred, deployment.classifier, deployment.cfg, detector.classes,
+                                  clinical)
     record = write_prediction(args.out, pred, detector.classes, cutoff, settings, args.overwrite,
                               seg=args.seg, cams=cams)
     if pred.msom_score is None:

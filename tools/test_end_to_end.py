@@ -39,7 +39,7 @@ from pathlib import Path
 
 from mmengine.config import DictAction
 
-from _common import headless_matplotlib
+from _common import headless_matplotlib, work_dir_lock
 
 
 def parse_args() -> argparse.Namespace:
@@ -93,32 +93,14 @@ def _fmt(value, digits: int = 3) -> str:
         else f'{value:.{digits}f}'
 
 
-def main() -> int:
-    args = parse_args()
-    headless_matplotlib()
-    import mmnpc  # noqa: F401  registers modules, trusted checkpoint loading
+def load_deployment(args: argparse.Namespace):
+    """The classifier config pointed at DATA, the evaluated split and the two models
+    (mmnpc.inference.deployment.Deployment); exits on a refused combination."""
     from mmengine.config import Config
-    from mmengine.fileio import load
-    from tqdm import tqdm
 
-    from data_prep.types import DataPrepError
-    from mmnpc.datasets.clinical_table import patient_labels, read_clinical_rows
-    from mmnpc.evaluation import write_metrics_json
-    from mmnpc.evaluation.end_to_end import (CohortInputs, deployment_record,
-                                             evaluate_end_to_end, sample_training_patients,
-                                             score_cohort)
-    from mmnpc.evaluation.msom_report import MsomEvaluation, msom_summary
-    from mmnpc.evaluation.roc_plot import plot_roc
-    from mmnpc.evaluation.row_store import RowStore, file_identity, fingerprint_of
-    from mmnpc.inference.cutoff import DEPLOYMENT_FILE, checkpoint_fingerprint
+    from mmnpc.inference.deployment import Deployment
     from mmnpc.inference.det_threshold import parse_det_threshold, refuse_reported_split
-    from mmnpc.inference.predict_patient import (PredictOptions, check_same_sequence,
-                                                 detect_and_score, score_contour_units)
-    from mmnpc.inference.slice_detector import SliceDetector
-    from mmnpc.models import init_msom_classifier
-    from mmnpc.models.detector_transfer import check_detector_patients
     from mmnpc.utils import resolve_test_split, set_data_root
-    from mmnpc.utils.data_root import innermost_datasets
 
     try:
         det_thr = parse_det_threshold(args.det_score_thr, args.det_checkpoint)
@@ -133,16 +115,25 @@ def main() -> int:
         refuse_reported_split(det_thr, eval_split)
     except ValueError as error:
         sys.exit(f'refused: {error}')
-    dataset = innermost_datasets(cfg.test_dataloader.dataset)[0]
-    data_root = Path(dataset['data_root'])
-    classifier, encoder = init_msom_classifier(cfg, str(args.checkpoint), args.device)
-    detector = SliceDetector(args.det_checkpoint, args.det_config, args.device,
-                             score_thr=det_thr.value)
     try:
-        check_same_sequence(detector, cfg)
+        deployment = Deployment.load(cfg, args.checkpoint, args.det_checkpoint, det_thr,
+                                     args.det_config, args.device, args.coarse_step)
     except ValueError as error:
         sys.exit(str(error))
+    return deployment, eval_split, split_notes
 
+
+def cohort_of(args: argparse.Namespace, deployment, dataset: dict):
+    """The splits' annotations, the patients' labels and clinical vectors; refuses a
+    model trained on an evaluated patient. Returns (cohorts, labels, vectors, note)."""
+    from mmengine.fileio import load
+
+    from data_prep.types import DataPrepError
+    from mmnpc.datasets.clinical_table import patient_labels, read_clinical_rows
+    from mmnpc.evaluation.end_to_end import CohortInputs, sample_training_patients
+    from mmnpc.models.detector_transfer import check_detector_patients
+
+    data_root = Path(dataset['data_root'])
     cohorts = [CohortInputs(split, load(str(data_root / ann)), str(data_root / ann),
                             data_root / dataset['data_prefix']['img'],
                             tuple(dataset.get('tumour_classes', ('GTV', 'GTVln'))))
@@ -168,43 +159,52 @@ def main() -> int:
         except ValueError as error:
             sys.exit(f'--max-train-patients: {error}')
         patients = sorted({im['patient_id'] for c in cohorts for im in c.coco['images']})
-    needs_clinical = classifier.num_clinical > 0
-    vectors = {p: encoder.encode(rows[p], p) if needs_clinical else None for p in patients}
-    options = PredictOptions(sequence=cfg.sequence, det_score_thr=det_thr.value,
-                             coarse_step=args.coarse_step)
-    print(f'[end-to-end] {len(patients)} patients ({", ".join(c.split for c in cohorts)}); '
-          f'detector {args.det_checkpoint}, score >= {det_thr.value:.3f} ({det_thr.source}), '
-          f'coarse step {args.coarse_step}')
+    encoder = deployment.encoder
+    vectors = {p: encoder.encode(rows[p], p) if deployment.needs_clinical else None
+               for p in patients}
+    return cohorts, labels, vectors, train_note
+
+
+def score_rows(args: argparse.Namespace, deployment, dataset: dict, cohorts, labels, vectors):
+    """Every patient's row (patient_rows/ re-used when the models and settings match)."""
+    from tqdm import tqdm
+
+    from mmnpc.evaluation.end_to_end import score_cohort
+    from mmnpc.evaluation.row_store import RowStore, file_identity, fingerprint_of
+
+    data_root = Path(dataset['data_root'])
     store = RowStore(args.work_dir / 'patient_rows', fingerprint_of({
         'classifier': file_identity(args.checkpoint),
         'detector': file_identity(args.det_checkpoint),
         'det_config': None if args.det_config is None else file_identity(args.det_config),
         'classifier_config': file_identity(args.config), 'cfg_options': args.cfg_options,
-        'det_score_thr': det_thr.value, 'coarse_step': args.coarse_step,
+        'det_score_thr': deployment.det_thr.value, 'coarse_step': args.coarse_step,
         'clinical': file_identity(dataset['clinical_file']),
         'annotations': [file_identity(data_root / a) for a in dataset['ann_files'].values()]}))
     done = store.load()
     if done or store.n_stale:
         print(f'[end-to-end] {len(done)} patients scored earlier with these models and settings '
               f're-used from {store.folder}; {store.n_stale} stored rows of others ignored')
-    table = score_cohort(
+    return score_cohort(
         cohorts, dataset, labels, done=done, on_row=store.save,
-        score_fn_for=lambda p: partial(detect_and_score, detector=detector,
-                                       classifier=classifier, cls_cfg=cfg,
-                                       clinical_vector=vectors[p], options=options),
-        score_units_fn_for=lambda p: partial(score_contour_units, classifier=classifier,
-                                             cfg=cfg, clinical=vectors[p]),
+        score_fn_for=lambda p: partial(deployment.detect_and_score, clinical_vector=vectors[p]),
+        score_units_fn_for=lambda p: partial(deployment.score_contour_units,
+                                             clinical=vectors[p]),
         progress=lambda items: tqdm(list(items), desc='patients', unit='patient'))
-    try:
-        fallback = read_fallback(args.fallback_scores) if args.fallback_scores else None
-        evaluation = evaluate_end_to_end(
-            table, eval_split=eval_split, fallback=fallback,
-            fallback_name=f'scores of {args.fallback_scores}' if fallback else None)
-    except ValueError as error:
-        sys.exit(str(error))
-    evaluation.notes[:0] = split_notes + ([train_note] if train_note else [])
 
-    out = args.work_dir
+
+def write_outputs(args: argparse.Namespace, deployment, table, evaluation,
+                  eval_split: str) -> list[Path]:
+    """patient_scores.csv, end_to_end_scores.csv, metrics.json, roc.png, deployment.json
+    (returns where it went) and the survival analysis."""
+    from mmnpc.evaluation import write_metrics_json
+    from mmnpc.evaluation.end_to_end import deployment_record
+    from mmnpc.evaluation.msom_report import MsomEvaluation, msom_summary
+    from mmnpc.evaluation.roc_plot import plot_roc
+    from mmnpc.inference.cutoff import DEPLOYMENT_FILE, checkpoint_fingerprint
+    from mmnpc.utils.json_io import write_json
+
+    out, det_thr = args.work_dir, deployment.det_thr
     out.mkdir(parents=True, exist_ok=True)
     e2e_table = evaluation.end_to_end.table
     risk = dict(zip(e2e_table['patient_id'], e2e_table['risk_group']))
@@ -215,22 +215,25 @@ def main() -> int:
                   'detector_checkpoint': checkpoint_fingerprint(args.det_checkpoint),
                   'classifier_config': str(args.config), 'det_score_thr': det_thr.value,
                   'det_score_thr_source': det_thr.source, 'coarse_step': args.coarse_step,
-                  'sequence': cfg.sequence, 'max_train_patients': args.max_train_patients,
+                  'sequence': deployment.cfg.sequence,
+                  'max_train_patients': args.max_train_patients,
                   'train_sample_seed': args.seed if args.max_train_patients else None}
     summary = msom_summary(MsomEvaluation(evaluation.report, e2e_table, evaluation.notes))
     summary.update(provenance)
     write_metrics_json(summary, out / 'metrics.json')
     plot_roc(e2e_table, out / 'roc.png', cutoff=evaluation.report['end_to_end_cutoff'],
              splits=('train', eval_split), eval_split=eval_split)
-    deployment = deployment_record(evaluation, **provenance)
+    record = deployment_record(evaluation, **provenance)
     targets = [out / DEPLOYMENT_FILE]
     if not args.no_deployment_file:
         targets.append(args.checkpoint.parent / DEPLOYMENT_FILE)
-    from mmnpc.utils.json_io import write_json
     for target in targets:
-        write_json(target, deployment)
-    _survival(cfg, out, evaluation.report['end_to_end_cutoff'], eval_split)
+        write_json(target, record)
+    _survival(deployment.cfg, out, evaluation.report['end_to_end_cutoff'], eval_split)
+    return targets
 
+
+def print_report(evaluation, eval_split: str, targets: list[Path]) -> None:
     r = evaluation.report
     print(f'[end-to-end] {eval_split} patients: contour-based AUC {_fmt(r["contour_auc"])} '
           f'({_fmt(r["contour_auc_ci_low"])}-{_fmt(r["contour_auc_ci_high"])}); end-to-end AUC '
@@ -247,6 +250,35 @@ def main() -> int:
           f'patients with nothing detected scored by the fallback ({r["itt_fallback"]})')
     for note in evaluation.notes:
         print(f'note: {note}')
+
+
+def main() -> int:
+    args = parse_args()
+    headless_matplotlib()
+    import mmnpc  # noqa: F401  registers modules, trusted checkpoint loading
+    from mmnpc.evaluation.end_to_end import evaluate_end_to_end
+    from mmnpc.utils.data_root import innermost_datasets
+
+    deployment, eval_split, split_notes = load_deployment(args)
+    dataset = innermost_datasets(deployment.cfg.test_dataloader.dataset)[0]
+    cohorts, labels, vectors, train_note = cohort_of(args, deployment, dataset)
+    n_patients = len({im['patient_id'] for c in cohorts for im in c.coco['images']})
+    det_thr = deployment.det_thr
+    print(f'[end-to-end] {n_patients} patients ({", ".join(c.split for c in cohorts)}); '
+          f'detector {args.det_checkpoint}, score >= {det_thr.value:.3f} ({det_thr.source}), '
+          f'coarse step {args.coarse_step}')
+    with work_dir_lock(args.work_dir):  # one writer per work dir (its row store too)
+        table = score_rows(args, deployment, dataset, cohorts, labels, vectors)
+        try:
+            fallback = read_fallback(args.fallback_scores) if args.fallback_scores else None
+            evaluation = evaluate_end_to_end(
+                table, eval_split=eval_split, fallback=fallback,
+                fallback_name=f'scores of {args.fallback_scores}' if fallback else None)
+        except ValueError as error:
+            sys.exit(str(error))
+        evaluation.notes[:0] = split_notes + ([train_note] if train_note else [])
+        targets = write_outputs(args, deployment, table, evaluation, eval_split)
+    print_report(evaluation, eval_split, targets)
     return 0
 
 
