@@ -1,0 +1,64 @@
+"""Two run folders compared: the same run made elsewhere is equal; any change in a figure,
+a table cell, a file or a weight is found; timing is left out."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from mmnpc.runs.compare import compare_run_folders
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _run(root: Path, auc: float = 0.71, score: str = '0.25', weight: float = 1.0,
+         minutes: float = 3.0) -> Path:
+    (root / 'cls' / '20261207_101010').mkdir(parents=True)
+    (root / 'cls' / '20261207_101010' / 'x.log').write_text('anything')
+    (root / 'cls' / 'metrics.json').write_text(json.dumps({
+        'auc': auc, 'n': 10, 'data_root': str(root / 'data'), 'seconds': minutes * 60,
+        'nested': {'values': [1, 2.5, None]}}))
+    (root / 'cls' / 'patient_scores.csv').write_text(
+        f'patient_id,score,wall_s\nNPC001,{score},{minutes}\nNPC002,0.75,1\n')
+    (root / 'report.md').write_text(f'# Report\n\ndone in {minutes} min\n\nAUC {auc:.3f}\n')
+    (root / 'roc.png').write_bytes(b'\x89PNG' + bytes([int(weight)]))
+    torch.save({'state_dict': {'w': torch.full((2,), weight)}, 'meta': {'time': minutes}},
+               root / 'cls' / 'iter_1.pth')
+    (root / 'cls.lock').write_text('{}')
+    return root
+
+
+def test_the_same_run_elsewhere_is_equal_whatever_the_timing(tmp_path):
+    a = _run(tmp_path / 'a')
+    b = _run(tmp_path / 'b', minutes=9.0)
+    (b / 'cls' / '20261207_101010').rename(b / 'cls' / '20261208_111111')
+    assert compare_run_folders(a, b) == []
+
+
+def test_every_kind_of_change_is_found(tmp_path):
+    a = _run(tmp_path / 'a')
+    b = _run(tmp_path / 'b', auc=0.72, score='0.26', weight=2.0)
+    (b / 'extra.json').write_text('{}')
+    found = {(d.path, d.where) for d in compare_run_folders(a, b)}
+    assert found == {('extra.json', ''), ('cls/metrics.json', 'auc'),
+                     ('cls/patient_scores.csv', 'row 1 column score'),
+                     ('report.md', 'line 5'), ('roc.png', ''), ('cls/iter_1.pth', 'w')}
+    assert compare_run_folders(a, _run(tmp_path / 'c', auc=0.71 + 1e-12), rel_tol=1e-9) == []
+
+
+def test_the_tool_exits_1_and_prints_the_differences(tmp_path):
+    a = _run(tmp_path / 'a')
+    shutil.copytree(a, tmp_path / 'b')
+    (tmp_path / 'b' / 'cls' / 'metrics.json').write_text(
+        (tmp_path / 'b' / 'cls' / 'metrics.json').read_text().replace('0.71', '0.7'))
+    result = subprocess.run([sys.executable, 'tools/compare_runs.py', str(a), str(tmp_path / 'b')],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "cls/metrics.json [auc]: 0.71 against 0.7" in result.stdout
+    same = subprocess.run([sys.executable, 'tools/compare_runs.py', str(a), str(a)], cwd=REPO,
+                          capture_output=True, text=True)
+    assert same.returncode == 0 and 'the same run' in same.stdout
