@@ -52,7 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     parser.add_argument('-v', '--verbose', action='store_true', help='log progress details')
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    add_synth_command(commands)
+    add_convert_command(commands)
+    add_check_command(commands)
+    return parser
 
+
+def add_synth_command(commands) -> None:
     synth = commands.add_parser(
         'synth', help='write a SYNTHETIC DICOM cohort (demo and tests, not patient data)',
         description='Write a synthetic cohort: clinical.csv + one DICOM folder per patient.')
@@ -76,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                        'data_prep/synth.py says what each holds)')
     synth.add_argument('--no-progress', action='store_true', help='no progress bar')
 
+
+def add_convert_command(commands) -> None:
     convert = commands.add_parser(
         'convert', help='convert a DICOM cohort into JPEG slices + COCO annotations',
         description='Convert COHORT (clinical.csv + one DICOM folder per patient) into OUT: '
@@ -112,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_selection_arguments(convert)
     convert.add_argument('--no-progress', action='store_true', help='no progress bar')
 
+
+def add_check_command(commands) -> None:
     check = commands.add_parser(
         'check', help='dry run: list what each patient folder holds and whether it would '
                       'convert (nothing is written)',
@@ -127,7 +137,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_selection_arguments(check)
     check.add_argument('--json', type=Path, metavar='F', dest='json_out',
                        help='also write the records as JSON to F')
-    return parser
 
 
 def add_selection_arguments(parser: argparse.ArgumentParser) -> None:

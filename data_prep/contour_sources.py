@@ -19,6 +19,7 @@ No delineation anywhere is an error (``source_problem``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -245,20 +246,7 @@ def plan_patient(series: list[SeriesInfo], options: PrepOptions, patient_id: str
     except DataPrepError as error:
         fail('rtstruct', error)
         return plan
-    own: dict[str, OwnContours] = {}
-    for sequence in series_of:
-        found = [OwnContours(p, k) for p, k in ((own_rt.get(sequence), 'rtstruct'),
-                                                (own_seg.get(sequence), 'seg'),
-                                                ((label_maps or {}).get(sequence), 'label_map'))
-                 if p is not None]
-        if found:
-            own[sequence] = found[0]
-        if len(found) > 1:
-            plan.warnings.setdefault(sequence, []).append(
-                f'{sequence}: ' + ' and '.join(f'{FILE_KINDS[f.kind]} '
-                                              f'{source_file_name(f.file, patient_id)}'
-                                              for f in found)
-                + f' are drawn on this series; the {FILE_KINDS[found[0].kind]} is used')
+    own = _own_contours(plan, series_of, own_rt, own_seg, label_maps or {}, patient_id)
     if not own:
         _plan_ct(plan, of('CT'), rt, patient_id, own, series_of, fail)
     plan.series_of = series_of
@@ -270,6 +258,28 @@ def plan_patient(series: list[SeriesInfo], options: PrepOptions, patient_id: str
         if problem:
             fail(sequence, DataPrepError(problem))
     return plan
+
+
+def _own_contours(plan: PatientPlan, series_of: Mapping[str, SeriesInfo],
+                  own_rt: Mapping[str, Any], own_seg: Mapping[str, Any],
+                  label_maps: Mapping[str, Path], patient_id: str) -> dict[str, OwnContours]:
+    """Per sequence, the contours drawn on its own series: RTSTRUCT, else SEG, else a label
+    map; a warning in ``plan`` names the others when several are."""
+    own: dict[str, OwnContours] = {}
+    for sequence in series_of:
+        found = [OwnContours(p, k) for p, k in ((own_rt.get(sequence), 'rtstruct'),
+                                                (own_seg.get(sequence), 'seg'),
+                                                (label_maps.get(sequence), 'label_map'))
+                 if p is not None]
+        if found:
+            own[sequence] = found[0]
+        if len(found) > 1:
+            plan.warnings.setdefault(sequence, []).append(
+                f'{sequence}: ' + ' and '.join(f'{FILE_KINDS[f.kind]} '
+                                              f'{source_file_name(f.file, patient_id)}'
+                                              for f in found)
+                + f' are drawn on this series; the {FILE_KINDS[found[0].kind]} is used')
+    return own
 
 
 def _plan_ct(plan: PatientPlan, cts: list[SeriesInfo], rt: list[RtstructFile], patient_id: str,

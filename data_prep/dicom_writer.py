@@ -201,75 +201,99 @@ def write_mr_series(
             file, e.g. RepetitionTime or ContrastBolusAgent.
         rng: source of UIDs, file names and InstanceNumbers.
 
-    Returns:
-        The UIDs, files (k order) and slice positions as written.
+    Returns the UIDs, files (k order) and slice positions as written.
 
     Raises:
         ValueError: bad shape/geometry, or values that do not fit 16 bits.
     """
     rng = new_rng(rng)
+    volume, spacing_arr = _checked_volume(volume, spacing)
+    n_slices = volume.shape[0]
+    direction = _checked_direction(direction)
+    stored = _stored_values(volume, rescale, signed)
+
+    study_uid, frame_of_reference_uid, series_uid, sop_uids = _series_uids(
+        n_slices, study_uid, frame_of_reference_uid, rng)
+    names, numbers = _names_and_numbers(n_slices, file_names, instance_numbers, rng)
+
+    steps = np.arange(n_slices) * spacing_arr[2]
+    positions = np.asarray(origin, dtype=float) + np.outer(steps, direction[:, 2])
+    positions = np.round(positions, 6)  # what is written (DS), so contours can match exactly
+    window = _window(volume)
+    files: list[Path] = []
+    for k in range(n_slices):
+        ds = _mr_dataset(patient, extra_tags)
+        ds.SOPInstanceUID, ds.InstanceNumber = sop_uids[k], numbers[k]
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
+        ds.FrameOfReferenceUID = frame_of_reference_uid
+        ds.SeriesDescription, ds.SeriesNumber, ds.AcquisitionNumber = description, series_number, 1
+        _set_plane_and_pixels(ds, positions[k], direction, spacing_arr, stored[k], signed,
+                              window, rescale)
+        files.append(Path(out_dir) / names[k])
+        _save(ds, files[-1], MRImageStorage)
+    return WrittenSeries(
+        study_uid=study_uid, series_uid=series_uid,
+        frame_of_reference_uid=frame_of_reference_uid, sop_instance_uids=sop_uids,
+        files=files, slice_positions=positions, direction=direction,
+        spacing=(float(spacing_arr[0]), float(spacing_arr[1]), float(spacing_arr[2])))
+
+
+def _checked_volume(volume: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarray]:
     volume = np.asarray(volume)
     if volume.ndim != 3 or min(volume.shape) < 1:
         raise ValueError(f'volume must be 3-D (slices, rows, columns), got shape {volume.shape}')
-    n_slices, n_rows, n_cols = volume.shape
-    direction = _checked_direction(direction)
     spacing_arr = np.asarray(spacing, dtype=float)
     if spacing_arr.shape != (3,) or np.any(spacing_arr <= 0):
         raise ValueError(f'spacing must be 3 positive mm values, got {spacing}')
-    stored = _stored_values(volume, rescale, signed)
+    return volume, spacing_arr
 
+
+def _series_uids(n_slices: int, study_uid: str | None, frame_of_reference_uid: str | None,
+                 rng: np.random.Generator) -> tuple[str, str, str, list[str]]:
+    """(study, frame of reference, series, SOP instance UIDs), drawn from ``rng`` where not
+    given, in that order."""
     study_uid = study_uid or uid_from_rng(rng)
     frame_of_reference_uid = frame_of_reference_uid or uid_from_rng(rng)
     series_uid = uid_from_rng(rng)
-    sop_uids = [uid_from_rng(rng) for _ in range(n_slices)]
+    return study_uid, frame_of_reference_uid, series_uid, [uid_from_rng(rng)
+                                                           for _ in range(n_slices)]
+
+
+def _names_and_numbers(n_slices: int, file_names, instance_numbers,
+                       rng: np.random.Generator) -> tuple[list, list]:
+    """File names (random hex by default) and InstanceNumbers (a random permutation)."""
     names = list(file_names) if file_names is not None else _random_file_names(n_slices, rng)
     numbers = (list(instance_numbers) if instance_numbers is not None
                else [int(v) + 1 for v in rng.permutation(n_slices)])
     if len(names) != n_slices or len(numbers) != n_slices:
         raise ValueError(f'need {n_slices} file names and instance numbers, '
                          f'got {len(names)} and {len(numbers)}')
+    return names, numbers
 
-    steps = np.arange(n_slices) * spacing_arr[2]
-    positions = np.asarray(origin, dtype=float) + np.outer(steps, direction[:, 2])
-    positions = np.round(positions, 6)  # what is written (DS), so contours can match exactly
+
+def _set_plane_and_pixels(ds: Dataset, position: np.ndarray, direction: np.ndarray,
+                          spacing: np.ndarray, stored: np.ndarray, signed: bool,
+                          window: tuple[float, float],
+                          rescale: tuple[float, float] | None) -> None:
+    """Image plane (position, orientation, spacing) and pixel module of one slice."""
     normal = np.cross(direction[:, 0], direction[:, 1])
-    window = _window(volume)
-    files: list[Path] = []
-    for k in range(n_slices):
-        ds = _mr_dataset(patient, extra_tags)
-        ds.SOPInstanceUID = sop_uids[k]
-        ds.StudyInstanceUID = study_uid
-        ds.SeriesInstanceUID = series_uid
-        ds.FrameOfReferenceUID = frame_of_reference_uid
-        ds.SeriesDescription = description
-        ds.SeriesNumber = series_number
-        ds.AcquisitionNumber = 1
-        ds.InstanceNumber = numbers[k]
-        ds.ImagePositionPatient = ds_strings(positions[k], 6)
-        ds.ImageOrientationPatient = ds_strings(direction[:, :2].T.ravel(), 10)
-        ds.SliceLocation = _ds(float(positions[k] @ normal), 6)
-        ds.PixelSpacing = ds_strings([spacing_arr[1], spacing_arr[0]], 6)  # [row, column] spacing
-        ds.SliceThickness = _ds(spacing_arr[2], 6)
-        ds.SpacingBetweenSlices = _ds(spacing_arr[2], 6)
-        ds.Rows, ds.Columns = n_rows, n_cols
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = 'MONOCHROME2'
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
-        ds.PixelRepresentation = 1 if signed else 0
-        ds.WindowCenter, ds.WindowWidth = _ds(window[0], 2), _ds(window[1], 2)
-        if rescale is not None:
-            ds.RescaleIntercept = _ds(rescale[1], 6)
-            ds.RescaleSlope = _ds(rescale[0], 8)
-            ds.RescaleType = 'US'
-        ds.PixelData = stored[k].tobytes()
-        path = Path(out_dir) / names[k]
-        _save(ds, path, MRImageStorage)
-        files.append(path)
-    return WrittenSeries(
-        study_uid=study_uid, series_uid=series_uid,
-        frame_of_reference_uid=frame_of_reference_uid, sop_instance_uids=sop_uids,
-        files=files, slice_positions=positions, direction=direction,
-        spacing=(float(spacing_arr[0]), float(spacing_arr[1]), float(spacing_arr[2])))
+    ds.ImagePositionPatient = ds_strings(position, 6)
+    ds.ImageOrientationPatient = ds_strings(direction[:, :2].T.ravel(), 10)
+    ds.SliceLocation = _ds(float(position @ normal), 6)
+    ds.PixelSpacing = ds_strings([spacing[1], spacing[0]], 6)  # [row, column] spacing
+    ds.SliceThickness = _ds(spacing[2], 6)
+    ds.SpacingBetweenSlices = _ds(spacing[2], 6)
+    ds.Rows, ds.Columns = stored.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = 'MONOCHROME2'
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.PixelRepresentation = 1 if signed else 0
+    ds.WindowCenter, ds.WindowWidth = _ds(window[0], 2), _ds(window[1], 2)
+    if rescale is not None:
+        ds.RescaleIntercept = _ds(rescale[1], 6)
+        ds.RescaleSlope = _ds(rescale[0], 8)
+        ds.RescaleType = 'US'
+    ds.PixelData = stored.tobytes()
 
 
 def write_rtstruct(
