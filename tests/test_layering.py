@@ -154,3 +154,32 @@ def test_experiments_and_tools_do_not_import_each_other():
             if names:
                 found[str(path.relative_to(REPO))] = sorted(names)
     assert found == {}
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def long_functions(paths, limit: int = MAX_FUNCTION_LINES, root: Path = REPO) -> list[str]:
+    """``path:line name (n lines)`` of every function or method longer than ``limit`` lines
+    (docstring included)."""
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > limit:
+                    found.append(f'{path.relative_to(root)}:{node.lineno} {node.name} ({n} lines)')
+    return found
+
+
+def test_long_functions_finds_the_long_one_and_its_length(tmp_path):
+    source = tmp_path / 'x.py'
+    source.write_text('def short():\n    pass\n\n\nclass A:\n    def long(self):\n'
+                      + '        x = 1\n' * 80)
+    assert long_functions([source], 80, tmp_path) == ['x.py:6 long (81 lines)']
+    assert long_functions([source], 81, tmp_path) == []
+
+
+def test_no_function_over_80_lines_outside_tests():
+    paths = [path for top in (*LIBRARIES, *SCRIPTS) for path in sorted((REPO / top).rglob('*.py'))]
+    assert long_functions(paths) == []
