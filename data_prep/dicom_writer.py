@@ -22,22 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import (
-    ExplicitVRLittleEndian,
-    MRImageStorage,
-    PYDICOM_IMPLEMENTATION_UID,
-    RTStructureSetStorage,
-    generate_uid,
-)
+from pydicom.uid import MRImageStorage, RTStructureSetStorage
 
-# RT Referenced Study items point at the study via this (retired) SOP class,
-# as treatment planning systems still do.
-STUDY_COMPONENT_SOP_CLASS_UID = '1.2.840.10008.3.1.2.3.1'
-_UID_PREFIX = '1.2.826.0.1.3680043.8.498.'  # pydicom's root; UIDs are hashed
-_DS_MAX_CHARS = 16
+from data_prep.dicom_write import (STUDY_COMPONENT_SOP_CLASS_UID, ds_strings, ds_value,  # noqa: F401
+                                   new_rng, save_part10, uid_from_rng)
+
 _PLANE_TOLERANCE_MM = 1e-3  # contour-to-slice-plane distance accepted as "on"
 
 # Realistic defaults for a 3 T turbo spin echo acquisition; override any of
@@ -113,17 +104,6 @@ class WrittenSeries:
         """Unit normal of the image planes, row cosine x column cosine (LPS)."""
         normal = np.cross(self.direction[:, 0], self.direction[:, 1])
         return normal / np.linalg.norm(normal)
-
-
-def new_rng(rng: np.random.Generator | None) -> np.random.Generator:
-    """Return ``rng``, or a generator seeded from fresh OS entropy."""
-    return rng if rng is not None else np.random.default_rng()
-
-
-def uid_from_rng(rng: np.random.Generator) -> str:
-    """A valid DICOM UID determined by the next draw of ``rng``."""
-    draw = rng.integers(0, 2**63 - 1, size=2)
-    return str(generate_uid(_UID_PREFIX, entropy_srcs=[str(v) for v in draw]))
 
 
 def ellipse_contour(
@@ -279,19 +259,19 @@ def _set_plane_and_pixels(ds: Dataset, position: np.ndarray, direction: np.ndarr
     normal = np.cross(direction[:, 0], direction[:, 1])
     ds.ImagePositionPatient = ds_strings(position, 6)
     ds.ImageOrientationPatient = ds_strings(direction[:, :2].T.ravel(), 10)
-    ds.SliceLocation = _ds(float(position @ normal), 6)
+    ds.SliceLocation = ds_value(float(position @ normal), 6)
     ds.PixelSpacing = ds_strings([spacing[1], spacing[0]], 6)  # [row, column] spacing
-    ds.SliceThickness = _ds(spacing[2], 6)
-    ds.SpacingBetweenSlices = _ds(spacing[2], 6)
+    ds.SliceThickness = ds_value(spacing[2], 6)
+    ds.SpacingBetweenSlices = ds_value(spacing[2], 6)
     ds.Rows, ds.Columns = stored.shape
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = 'MONOCHROME2'
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
     ds.PixelRepresentation = 1 if signed else 0
-    ds.WindowCenter, ds.WindowWidth = _ds(window[0], 2), _ds(window[1], 2)
+    ds.WindowCenter, ds.WindowWidth = ds_value(window[0], 2), ds_value(window[1], 2)
     if rescale is not None:
-        ds.RescaleIntercept = _ds(rescale[1], 6)
-        ds.RescaleSlope = _ds(rescale[0], 8)
+        ds.RescaleIntercept = ds_value(rescale[1], 6)
+        ds.RescaleSlope = ds_value(rescale[0], 8)
         ds.RescaleType = 'US'
     ds.PixelData = stored.tobytes()
 
@@ -425,25 +405,6 @@ def _random_file_names(n: int, rng: np.random.Generator) -> list[str]:
     return [f'{int(v):08X}.dcm' for v in values]
 
 
-def _ds(value: float, decimals: int) -> str:
-    """Format a float as a DICOM DS string (<= 16 chars), rounded to ``decimals``."""
-    for places in range(decimals, -1, -1):
-        text = f'{float(value):.{places}f}'
-        if '.' in text:
-            text = text.rstrip('0').rstrip('.')
-        if text in ('-0', ''):
-            text = '0'
-        if len(text) <= _DS_MAX_CHARS:
-            return text
-    raise ValueError(f'{value} does not fit a DICOM DS value')
-
-
-def ds_strings(values: Sequence[float] | np.ndarray, decimals: int) -> list[str]:
-    """DICOM DS strings of ``values`` (flattened), each rounded to ``decimals`` places
-    (fewer where 16 characters would not hold them)."""
-    return [_ds(v, decimals) for v in np.asarray(values, dtype=float).ravel()]
-
-
 def _common_dataset(patient: PatientHeader, sop_class_uid: str, modality: str) -> Dataset:
     """Patient, study and equipment attributes shared by all written files."""
     ds = Dataset()
@@ -568,18 +529,3 @@ def _save(ds: Dataset, path: Path, sop_class_uid: str) -> None:
     save_part10(ds, path, sop_class_uid, 'MMNPC_SYNTH_1')
 
 
-def save_part10(ds: Dataset, path: Path, sop_class_uid: str, implementation_version: str) -> None:
-    """Write ``ds`` as a DICOM Part 10 file, explicit VR little endian (pydicom 2 or 3)."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class_uid
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = implementation_version
-    ds.file_meta = meta
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if int(pydicom.__version__.split('.')[0]) >= 3:
-        ds.save_as(path, enforce_file_format=True)
-    else:  # pydicom 2.x
-        ds.is_little_endian, ds.is_implicit_VR = True, False
-        ds.save_as(path, write_like_original=False)

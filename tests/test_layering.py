@@ -183,3 +183,16 @@ def test_long_functions_finds_the_long_one_and_its_length(tmp_path):
 def test_no_function_over_80_lines_outside_tests():
     paths = [path for top in (*LIBRARIES, *SCRIPTS) for path in sorted((REPO / top).rglob('*.py'))]
     assert long_functions(paths) == []
+
+
+def test_only_the_synthetic_cohort_and_tests_use_the_synthetic_writer():
+    """Real outputs (the converter, the exporters of detections) write DICOM through
+    data_prep.dicom_write; the synthetic writer (dicom_writer, synth) serves the generator,
+    its command and the test helpers."""
+    synthetic = {'data_prep.dicom_writer', 'data_prep.synth'}
+    allowed = {'data_prep.dicom_writer', 'data_prep.synth', 'data_prep.cli', 'data_prep'}
+    users = {m: sorted(names & synthetic) for m, names in library_imports().items()
+             if names & synthetic and m not in allowed and '.testing' not in m
+             and not m.startswith('mmnpc.testing')}
+    assert users == {}
+    assert 'data_prep.dicom_write' in library_imports()['mmnpc.export.rtstruct_export']

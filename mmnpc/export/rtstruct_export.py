@@ -65,8 +65,8 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import RTStructureSetStorage
 
-from data_prep.dicom_writer import (STUDY_COMPONENT_SOP_CLASS_UID, ds_strings, new_rng,
-                                    save_part10, uid_from_rng)
+from data_prep.dicom_write import (STUDY_COMPONENT_SOP_CLASS_UID, ds_strings, new_rng,
+                                   save_part10, uid_from_rng)
 from data_prep.mr_volume import ORIENTATION_TOL, slice_axes
 from data_prep.multiframe import frame_headers, frame_name, is_multiframe
 from data_prep.types import CLASSES, DataPrepError, Volume

@@ -44,7 +44,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.codedict import codes
 
-from data_prep.dicom_writer import new_rng, uid_from_rng
+from data_prep.dicom_write import new_rng, uid_from_rng
 from data_prep.multiframe import frame_headers, is_multiframe
 from data_prep.types import CLASSES, DataPrepError, Volume
 from mmnpc.export.native_planes import native_masks
