@@ -313,7 +313,9 @@ def apply_late_fusion(pred: PatientPrediction, fusion, clinical_model,
     return {'image_score': round(image_score, 6), 'clinical_score': round(clinical_score, 6),
             'late_fusion_coefficients': {'intercept': fusion.intercept,
                                          'clinical': fusion.coef_clinical,
-                                         'image': fusion.coef_image}}
+                                         'image': fusion.coef_image,
+                                         # False: too few fit events, weights held at 1
+                                         'weights_fitted': bool(fusion.weights_fitted)}}
 
 
 def check_same_sequence(detector: SliceDetector, cls_cfg) -> None:

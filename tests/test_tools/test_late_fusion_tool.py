@@ -88,5 +88,6 @@ def test_a_written_fusion_is_loaded_and_applied_to_a_prediction(tool, tmp_path):
     assert pred.msom_score == pytest.approx(expit(z))
     assert pred.risk_group == ('high' if pred.msom_score >= cutoff else 'low')
     assert used['image_score'] == 0.8 and used['clinical_score'] == 0.3
+    assert used['late_fusion_coefficients']['weights_fitted'] is fusion.weights_fitted is True
     with pytest.raises(ValueError, match='no late fusion'):
         load_late_fusion(tmp_path)
