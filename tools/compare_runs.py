@@ -22,6 +22,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--rel-tol', type=float, default=0.0,
                         help='relative tolerance of numbers (default 0: exactly equal)')
     parser.add_argument('--most', type=int, default=50, help='differences printed (50)')
+    parser.add_argument('--exclude', nargs='+', default=[], metavar='GLOB',
+                        help="relative names left out, e.g. 'cohort/*' 'data/*' (a demo's "
+                        'synthetic DICOM and converted slices: tens of thousands of files)')
     return parser.parse_args(argv)
 
 
@@ -32,7 +35,7 @@ def main(argv=None) -> int:
             sys.exit(f'{folder}: no such folder')
     from mmnpc.runs.compare import compare_run_folders, run_files
 
-    differences = compare_run_folders(args.first, args.second, args.rel_tol)
+    differences = compare_run_folders(args.first, args.second, args.rel_tol, args.exclude)
     n_files = len(run_files(args.first))
     for d in differences[:args.most]:
         print(f'{d.path}' + (f' [{d.where}]' if d.where else '') + f': {d.what}')

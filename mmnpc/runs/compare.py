@@ -4,18 +4,24 @@
 by two versions of the code with the same seeds) and lists every difference in
 what the run produced:
 
-* the same relative file names, except what only records *when* or *how long*:
-  MMEngine's timestamped log folders (``YYYYMMDD_HHMMSS/``), ``*.log``, lock files;
+* the same relative file names, MMEngine's timestamped folders and files
+  (``YYYYMMDD_HHMMSS``) matched by their order in their folder (``<T0>``, ``<T1>``),
+  ``*.log`` and lock files left out;
 * JSON and CSV files equal value by value, after each folder's own absolute path
   is replaced by one placeholder (folders live in different places), numbers
   compared exactly unless ``rel_tol`` says otherwise, and keys that hold
   durations or clock times (``seconds``, ``minutes``, ``wall_s``, ``*_time``,
-  ``started``...) left out;
+  ``started``...) or another file's identity (``bytes``, ``sha256``,
+  ``fingerprint``: a checkpoint's size changes with the paths in its meta; the
+  checkpoint itself is compared by its tensors) left out; JSON-lines files
+  (MMEngine's ``scalars.json``) line by line the same way;
 * checkpoints (``*.pth``): the same tensors in ``state_dict`` (their ``meta``
   holds times and paths);
-* text (Markdown, HTML, Python configs) equal line by line after the path
-  placeholder, lines that report durations left out;
-* anything else (PNG, JPEG, DICOM) byte for byte.
+* text (Markdown, HTML, Python configs, files without a suffix such as MMEngine's
+  ``last_checkpoint``) equal line by line after the path and timestamp
+  placeholders, lines that report durations left out;
+* PDF byte for byte but for its creation and modification dates; anything else
+  (PNG, JPEG, DICOM) byte for byte.
 
 Returns :class:`Difference` records; raises nothing for a difference (it prints
 nothing either): the caller decides. ``tools/compare_runs.py`` is the command.
@@ -24,20 +30,25 @@ from __future__ import annotations
 
 import csv
 import filecmp
+import fnmatch
 import json
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Iterator, Optional
 
-TIMESTAMP_DIR = re.compile(r'^\d{8}_\d{6}$')
+TIMESTAMP = re.compile(r'\d{8}_\d{6}')
 SKIP_SUFFIXES = ('.log', '.lock')
 TIME_KEY = re.compile(r'(^|_)(seconds|minutes|wall_s|cpu_s|time|started|finished|date|'
                       r'measured_at|elapsed|s)$|_time$|_s$')
 TIME_LINE = re.compile(r'\b(\d+(\.\d+)?\s*(s|min|minutes|seconds)\b|finished in|done in|'
                        r'took\b|\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2})', re.IGNORECASE)
 PATH_PLACEHOLDER = '<RUN>'
+IDENTITY_KEYS = frozenset({'bytes', 'sha256', 'md5', 'fingerprint', 'mtime'})
+PDF_DATE = re.compile(rb'/(CreationDate|ModDate) \(D:[^)]*\)')
+TEXT_SUFFIXES = ('.csv', '.md', '.html', '.py', '.txt', '.yaml', '.yml', '')
 
 
 @dataclass(frozen=True)
@@ -49,22 +60,40 @@ class Difference:
     what: str
 
 
+def timestamp_names(root: Path) -> dict[str, str]:
+    """Each timestamped folder name (``YYYYMMDD_HHMMSS``) -> ``<Tn>``, n its order among
+    the timestamped folders of its parent."""
+    names: dict[str, str] = {}
+    parents: dict[Path, list[str]] = {}
+    for path in sorted(root.rglob('*')):
+        if path.is_dir() and TIMESTAMP.fullmatch(path.name):
+            parents.setdefault(path.parent, []).append(path.name)
+    for stamps in parents.values():
+        for n, stamp in enumerate(sorted(stamps)):
+            names[stamp] = f'<T{n}>'
+    return names
+
+
+def _stamped(text: str, stamps: dict[str, str]) -> str:
+    return TIMESTAMP.sub(lambda m: stamps.get(m.group(0), m.group(0)), text)
+
+
 def run_files(root: Path) -> dict[str, Path]:
-    """Relative name -> file, the timing-only files and folders left out."""
+    """Relative name (timestamps as ``<Tn>``) -> file; logs and locks left out."""
+    root = Path(root)
+    stamps = timestamp_names(root)
     files = {}
     for path in sorted(root.rglob('*')):
-        rel = path.relative_to(root)
-        if any(TIMESTAMP_DIR.match(part) for part in rel.parts[:-1]) or \
-                path.suffix in SKIP_SUFFIXES or not path.is_file():
+        if path.suffix in SKIP_SUFFIXES or not path.is_file():
             continue
-        files[str(rel)] = path
+        files[_stamped(str(path.relative_to(root)), stamps)] = path
     return files
 
 
 def _placeholder(text: str, root: Path) -> str:
     for form in {str(root), str(root.resolve())}:
         text = text.replace(form, PATH_PLACEHOLDER)
-    return text
+    return _stamped(text, timestamp_names(root))
 
 
 def _values_differ(a: Any, b: Any, rel_tol: float) -> bool:
@@ -81,7 +110,7 @@ def compare_json(a: Any, b: Any, rel_tol: float = 0.0, where: str = '') -> Itera
     """(where, what) of every difference between two loaded JSON values."""
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
-            if TIME_KEY.search(str(key)):
+            if TIME_KEY.search(str(key)) or key in IDENTITY_KEYS:
                 continue
             here = f'{where}.{key}' if where else str(key)
             if key not in a or key not in b:
@@ -149,20 +178,32 @@ def compare_checkpoints(a: Path, b: Path) -> Iterator[tuple[str, str]]:
             yield key, f'tensors differ (largest difference {diff})'
 
 
+def _json_or_lines(text: str):
+    """The JSON value of ``text``, or the list of its lines' values (JSON lines)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def compare_file(a: Path, b: Path, root_a: Path, root_b: Path,
                  rel_tol: float = 0.0) -> Iterator[tuple[str, str]]:
     suffix = a.suffix.lower()
     if suffix == '.pth':
         yield from compare_checkpoints(a, b)
         return
-    if suffix in ('.json', '.csv', '.md', '.html', '.py', '.txt', '.yaml', '.yml'):
+    if suffix == '.pdf':
+        if PDF_DATE.sub(b'', a.read_bytes()) != PDF_DATE.sub(b'', b.read_bytes()):
+            yield '', 'bytes differ (dates left out)'
+        return
+    if suffix == '.json' or suffix in TEXT_SUFFIXES:
         text_a = _placeholder(a.read_text(errors='replace'), root_a)
         text_b = _placeholder(b.read_text(errors='replace'), root_b)
         if suffix == '.json':
             try:
-                yield from compare_json(json.loads(text_a), json.loads(text_b), rel_tol)
+                yield from compare_json(_json_or_lines(text_a), _json_or_lines(text_b), rel_tol)
                 return
-            except ValueError:  # not JSON after all (e.g. MMEngine's scalars lines)
+            except ValueError:  # not JSON after all
                 pass
         if suffix == '.csv':
             yield from compare_csv(text_a, text_b, rel_tol)
@@ -173,10 +214,14 @@ def compare_file(a: Path, b: Path, root_a: Path, root_b: Path,
         yield '', 'bytes differ'
 
 
-def compare_run_folders(a: Path, b: Path, rel_tol: float = 0.0) -> list[Difference]:
-    """Every difference between run folders ``a`` and ``b`` (see the module docstring)."""
+def compare_run_folders(a: Path, b: Path, rel_tol: float = 0.0,
+                        exclude: Sequence[str] = ()) -> list[Difference]:
+    """Every difference between run folders ``a`` and ``b`` (see the module docstring);
+    ``exclude``: glob patterns of relative names left out (e.g. ``data/*``)."""
     a, b = Path(a), Path(b)
-    files_a, files_b = run_files(a), run_files(b)
+    keep = lambda files: {n: f for n, f in files.items()  # noqa: E731
+                          if not any(fnmatch.fnmatch(n, pattern) for pattern in exclude)}
+    files_a, files_b = keep(run_files(a)), keep(run_files(b))
     found = [Difference(name, '', 'only in ' + ('the first' if name in files_a else 'the second'))
              for name in sorted(set(files_a) ^ set(files_b))]
     for name in sorted(set(files_a) & set(files_b)):

@@ -17,8 +17,9 @@ REPO = Path(__file__).resolve().parents[3]
 
 def _run(root: Path, auc: float = 0.71, score: str = '0.25', weight: float = 1.0,
          minutes: float = 3.0) -> Path:
-    (root / 'cls' / '20261207_101010').mkdir(parents=True)
-    (root / 'cls' / '20261207_101010' / 'x.log').write_text('anything')
+    stamp = '20261207_101010' if minutes == 3.0 else '20261208_090909'
+    (root / 'cls' / stamp).mkdir(parents=True)
+    (root / 'cls' / stamp / 'x.log').write_text('anything')
     (root / 'cls' / 'metrics.json').write_text(json.dumps({
         'auc': auc, 'n': 10, 'data_root': str(root / 'data'), 'seconds': minutes * 60,
         'nested': {'values': [1, 2.5, None]}}))
@@ -29,13 +30,20 @@ def _run(root: Path, auc: float = 0.71, score: str = '0.25', weight: float = 1.0
     torch.save({'state_dict': {'w': torch.full((2,), weight)}, 'meta': {'time': minutes}},
                root / 'cls' / 'iter_1.pth')
     (root / 'cls.lock').write_text('{}')
+    (root / 'cls' / 'last_checkpoint').write_text(str(root / 'cls' / 'iter_1.pth'))
+    (root / 'cls' / stamp / 'vis_data').mkdir(parents=True, exist_ok=True)
+    (root / 'cls' / stamp / 'vis_data' / f'{stamp}.json').write_text(
+        json.dumps({'loss': 0.5, 'time': minutes}) + '\n' + json.dumps({'loss': 0.4}) + '\n')
+    (root / 'report.html').write_text(f'<img src="cls/{stamp}/show/a.png">')
+    (root / 'deployment.json').write_text(json.dumps({'checkpoint': {'bytes': int(minutes)}}))
+    (root / 'km.pdf').write_bytes(b'%PDF /CreationDate (D:2026120' + str(minutes).encode()
+                                  + b') body')
     return root
 
 
 def test_the_same_run_elsewhere_is_equal_whatever_the_timing(tmp_path):
     a = _run(tmp_path / 'a')
-    b = _run(tmp_path / 'b', minutes=9.0)
-    (b / 'cls' / '20261207_101010').rename(b / 'cls' / '20261208_111111')
+    b = _run(tmp_path / 'b', minutes=9.0)  # other timestamps, durations, file sizes
     assert compare_run_folders(a, b) == []
 
 
@@ -48,6 +56,18 @@ def test_every_kind_of_change_is_found(tmp_path):
                      ('cls/patient_scores.csv', 'row 1 column score'),
                      ('report.md', 'line 5'), ('roc.png', ''), ('cls/iter_1.pth', 'w')}
     assert compare_run_folders(a, _run(tmp_path / 'c', auc=0.71 + 1e-12), rel_tol=1e-9) == []
+    assert {d.path for d in compare_run_folders(a, b, exclude=['cls/*', '*.png'])} == {
+        'extra.json', 'report.md'}
+
+
+def test_a_changed_training_curve_or_picture_inside_a_timestamped_folder_is_found(tmp_path):
+    a = _run(tmp_path / 'a')
+    b = _run(tmp_path / 'b', minutes=9.0)
+    scalars = b / 'cls' / '20261208_090909' / 'vis_data' / '20261208_090909.json'
+    scalars.write_text(scalars.read_text().replace('0.4', '0.41'))
+    (b / 'km.pdf').write_bytes((b / 'km.pdf').read_bytes() + b'x')
+    found = {(d.path, d.where) for d in compare_run_folders(a, b)}
+    assert found == {('cls/<T0>/vis_data/<T0>.json', '[1].loss'), ('km.pdf', '')}
 
 
 def test_the_tool_exits_1_and_prints_the_differences(tmp_path):
