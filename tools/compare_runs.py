@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     from mmnpc.runs.compare import compare_run_folders, run_files
 
     differences = compare_run_folders(args.first, args.second, args.rel_tol, args.exclude)
-    n_files = len(run_files(args.first))
+    n_files = len(run_files(args.first, args.exclude))
     for d in differences[:args.most]:
         print(f'{d.path}' + (f' [{d.where}]' if d.where else '') + f': {d.what}')
     if len(differences) > args.most:

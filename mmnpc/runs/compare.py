@@ -20,8 +20,12 @@ what the run produced:
 * text (Markdown, HTML, Python configs, files without a suffix such as MMEngine's
   ``last_checkpoint``) equal line by line after the path and timestamp
   placeholders, lines that report durations left out;
+* DICOM files (``.dcm``) element by element, sequences included, but for the UIDs
+  a writer draws fresh for every new object (its own SOP instance, series and file
+  meta UIDs: two runs of the same code differ there); references to other objects
+  are compared;
 * PDF byte for byte but for its creation and modification dates; anything else
-  (PNG, JPEG, DICOM) byte for byte.
+  (PNG, JPEG) byte for byte.
 
 Returns :class:`Difference` records; raises nothing for a difference (it prints
 nothing either): the caller decides. ``tools/compare_runs.py`` is the command.
@@ -48,6 +52,7 @@ TIME_LINE = re.compile(r'\b(\d+(\.\d+)?\s*(s|min|minutes|seconds)\b|finished in|
 PATH_PLACEHOLDER = '<RUN>'
 IDENTITY_KEYS = frozenset({'bytes', 'sha256', 'md5', 'fingerprint', 'mtime'})
 PDF_DATE = re.compile(rb'/(CreationDate|ModDate) \(D:[^)]*\)')
+FRESH_UIDS = frozenset({'SOPInstanceUID', 'SeriesInstanceUID', 'MediaStorageSOPInstanceUID'})
 TEXT_SUFFIXES = ('.csv', '.md', '.html', '.py', '.txt', '.yaml', '.yml', '')
 
 
@@ -78,15 +83,18 @@ def _stamped(text: str, stamps: dict[str, str]) -> str:
     return TIMESTAMP.sub(lambda m: stamps.get(m.group(0), m.group(0)), text)
 
 
-def run_files(root: Path) -> dict[str, Path]:
-    """Relative name (timestamps as ``<Tn>``) -> file; logs and locks left out."""
+def run_files(root: Path, exclude: Sequence[str] = ()) -> dict[str, Path]:
+    """Relative name (timestamps as ``<Tn>``) -> file; logs, locks and names matching an
+    ``exclude`` glob left out."""
     root = Path(root)
     stamps = timestamp_names(root)
     files = {}
     for path in sorted(root.rglob('*')):
         if path.suffix in SKIP_SUFFIXES or not path.is_file():
             continue
-        files[_stamped(str(path.relative_to(root)), stamps)] = path
+        name = _stamped(str(path.relative_to(root)), stamps)
+        if not any(fnmatch.fnmatch(name, pattern) for pattern in exclude):
+            files[name] = path
     return files
 
 
@@ -178,6 +186,37 @@ def compare_checkpoints(a: Path, b: Path) -> Iterator[tuple[str, str]]:
             yield key, f'tensors differ (largest difference {diff})'
 
 
+def dicom_elements(path: Path) -> dict[str, str]:
+    """Tag path -> value of every element of a DICOM file (file meta and sequences
+    included), the freshly drawn UIDs (:data:`FRESH_UIDS`) left out."""
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    found: dict[str, str] = {}
+
+    def walk(dataset, prefix: str) -> None:
+        for element in dataset:
+            if element.keyword in FRESH_UIDS:
+                continue
+            where = f'{prefix}{element.keyword or element.tag}'
+            if element.VR == 'SQ':
+                for i, item in enumerate(element.value):
+                    walk(item, f'{where}[{i}].')
+            else:
+                found[where] = repr(element.value)
+
+    walk(ds.file_meta, 'meta.')
+    walk(ds, '')
+    return found
+
+
+def compare_dicom(a: Path, b: Path) -> Iterator[tuple[str, str]]:
+    ea, eb = dicom_elements(a), dicom_elements(b)
+    for key in sorted(set(ea) | set(eb)):
+        if ea.get(key) != eb.get(key):
+            yield key, f'{str(ea.get(key))[:60]} against {str(eb.get(key))[:60]}'
+
+
 def _json_or_lines(text: str):
     """The JSON value of ``text``, or the list of its lines' values (JSON lines)."""
     try:
@@ -191,6 +230,9 @@ def compare_file(a: Path, b: Path, root_a: Path, root_b: Path,
     suffix = a.suffix.lower()
     if suffix == '.pth':
         yield from compare_checkpoints(a, b)
+        return
+    if suffix == '.dcm':
+        yield from compare_dicom(a, b)
         return
     if suffix == '.pdf':
         if PDF_DATE.sub(b'', a.read_bytes()) != PDF_DATE.sub(b'', b.read_bytes()):
@@ -219,9 +261,7 @@ def compare_run_folders(a: Path, b: Path, rel_tol: float = 0.0,
     """Every difference between run folders ``a`` and ``b`` (see the module docstring);
     ``exclude``: glob patterns of relative names left out (e.g. ``data/*``)."""
     a, b = Path(a), Path(b)
-    keep = lambda files: {n: f for n, f in files.items()  # noqa: E731
-                          if not any(fnmatch.fnmatch(n, pattern) for pattern in exclude)}
-    files_a, files_b = keep(run_files(a)), keep(run_files(b))
+    files_a, files_b = run_files(a, exclude), run_files(b, exclude)
     found = [Difference(name, '', 'only in ' + ('the first' if name in files_a else 'the second'))
              for name in sorted(set(files_a) ^ set(files_b))]
     for name in sorted(set(files_a) & set(files_b)):

@@ -82,3 +82,23 @@ def test_the_tool_exits_1_and_prints_the_differences(tmp_path):
     same = subprocess.run([sys.executable, 'tools/compare_runs.py', str(a), str(a)], cwd=REPO,
                           capture_output=True, text=True)
     assert same.returncode == 0 and 'the same run' in same.stdout
+
+
+def test_dicom_files_are_compared_by_content_but_for_fresh_uids(tmp_path):
+    import numpy as np
+
+    from data_prep.dicom_writer import PatientHeader, write_mr_series
+    from mmnpc.runs.compare import compare_dicom
+
+    def series(folder, seed, value):
+        volume = np.full((1, 4, 4), value, dtype=float)
+        return write_mr_series(folder, volume, spacing=(1.0, 1.0, 2.0), origin=(0.0, 0.0, 0.0),
+                               description='T1', patient=PatientHeader(), study_uid='1.2.3',
+                               frame_of_reference_uid='1.2.4', file_names=['a.dcm'],
+                               instance_numbers=[1], rng=np.random.default_rng(seed)).files[0]
+
+    first, again = series(tmp_path / 'a', 0, 100.0), series(tmp_path / 'b', 1, 100.0)
+    assert first.read_bytes() != again.read_bytes()  # other SOP instance / series UIDs
+    assert list(compare_dicom(first, again)) == []
+    other = series(tmp_path / 'c', 0, 101.0)
+    assert {where for where, _ in compare_dicom(first, other)} >= {'PixelData'}
