@@ -85,16 +85,14 @@ def headless_matplotlib(show: bool = False) -> None:
 
 
 @contextmanager
-def work_dir_lock(work_dir: str) -> Iterator[None]:
+def work_dir_lock(work_dir) -> Iterator[None]:
     """Hold the work dir's lock (``mmnpc.runs.RunFolder.lock``: ``<work_dir>.lock`` beside
     it) while a tool writes there: a second command into the same folder exits at once,
     naming the first one's process; a lock left by a dead process is taken over."""
-    from data_prep.folder_lock import FolderLockedError, acquire, release
+    from data_prep.folder_lock import FolderLockedError
+    from mmnpc.runs import RunFolder
     try:
-        path = acquire(Path(work_dir))
+        with RunFolder(Path(work_dir)).lock():
+            yield
     except FolderLockedError as error:
         raise SystemExit(f'refused: {error}')
-    try:
-        yield
-    finally:
-        release(path)

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from _common import work_dir_lock
 from mmnpc.runs import RunFolder, StepFailed, run_tool
 
 REPO = Path(__file__).resolve().parents[1]
@@ -437,13 +438,9 @@ def cross_validate(args: argparse.Namespace, argv: Optional[list[str]], work_dir
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
-    from data_prep.folder_lock import FolderLockedError
     work_dir = args.work_dir.resolve()
-    try:
-        with RunFolder(work_dir).lock():  # one cross-validation per folder
-            return cross_validate(args, argv, work_dir)
-    except FolderLockedError as error:
-        raise SystemExit(f'refused: {error}')
+    with work_dir_lock(work_dir):  # one cross-validation per folder
+        return cross_validate(args, argv, work_dir)
 
 
 if __name__ == '__main__':

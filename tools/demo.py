@@ -44,6 +44,7 @@ import sys
 import time
 from pathlib import Path
 
+from _common import work_dir_lock
 from mmnpc.runs import RunFolder, StepFailed, iteration_overrides, run_tool
 from mmnpc.utils.eval_split import held_out_split
 
@@ -325,13 +326,9 @@ def main() -> None:
                  '(--val-fraction, --test-fraction > 0)')
     work_dir = Path(args.work_dir)
     work_dir = work_dir if work_dir.is_absolute() else REPO / work_dir
-    from data_prep.folder_lock import FolderLockedError
-    try:
-        with RunFolder(work_dir).lock():  # one demo per folder
-            work_dir.mkdir(parents=True, exist_ok=True)
-            run_demo(work_dir, args)
-    except FolderLockedError as error:
-        sys.exit(f'demo refused: {error}')
+    with work_dir_lock(work_dir):  # one demo per folder
+        work_dir.mkdir(parents=True, exist_ok=True)
+        run_demo(work_dir, args)
 
 
 if __name__ == '__main__':

@@ -38,9 +38,9 @@ import fnmatch
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any, Iterator, Optional
 
 TIMESTAMP = re.compile(r'\d{8}_\d{6}')
@@ -83,11 +83,13 @@ def _stamped(text: str, stamps: dict[str, str]) -> str:
     return TIMESTAMP.sub(lambda m: stamps.get(m.group(0), m.group(0)), text)
 
 
-def run_files(root: Path, exclude: Sequence[str] = ()) -> dict[str, Path]:
+def run_files(root: Path, exclude: Sequence[str] = (),
+              stamps: Optional[dict[str, str]] = None) -> dict[str, Path]:
     """Relative name (timestamps as ``<Tn>``) -> file; logs, locks and names matching an
-    ``exclude`` glob left out."""
+    ``exclude`` glob left out. ``stamps``: :func:`timestamp_names` of ``root``, when the
+    caller has it."""
     root = Path(root)
-    stamps = timestamp_names(root)
+    stamps = timestamp_names(root) if stamps is None else stamps
     files = {}
     for path in sorted(root.rglob('*')):
         if path.suffix in SKIP_SUFFIXES or not path.is_file():
@@ -98,10 +100,10 @@ def run_files(root: Path, exclude: Sequence[str] = ()) -> dict[str, Path]:
     return files
 
 
-def _placeholder(text: str, root: Path) -> str:
+def _placeholder(text: str, root: Path, stamps: dict[str, str]) -> str:
     for form in {str(root), str(root.resolve())}:
         text = text.replace(form, PATH_PLACEHOLDER)
-    return _stamped(text, timestamp_names(root))
+    return _stamped(text, stamps)
 
 
 def _values_differ(a: Any, b: Any, rel_tol: float) -> bool:
@@ -225,8 +227,11 @@ def _json_or_lines(text: str):
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def compare_file(a: Path, b: Path, root_a: Path, root_b: Path,
-                 rel_tol: float = 0.0) -> Iterator[tuple[str, str]]:
+def compare_file(a: Path, b: Path, root_a: Path, root_b: Path, rel_tol: float = 0.0,
+                 stamps_a: Optional[dict[str, str]] = None,
+                 stamps_b: Optional[dict[str, str]] = None) -> Iterator[tuple[str, str]]:
+    """Differences of one file of run ``root_a`` and its namesake of ``root_b``
+    (``stamps_*``: :func:`timestamp_names` of each root, computed here when not given)."""
     suffix = a.suffix.lower()
     if suffix == '.pth':
         yield from compare_checkpoints(a, b)
@@ -239,8 +244,10 @@ def compare_file(a: Path, b: Path, root_a: Path, root_b: Path,
             yield '', 'bytes differ (dates left out)'
         return
     if suffix == '.json' or suffix in TEXT_SUFFIXES:
-        text_a = _placeholder(a.read_text(errors='replace'), root_a)
-        text_b = _placeholder(b.read_text(errors='replace'), root_b)
+        stamps_a = timestamp_names(root_a) if stamps_a is None else stamps_a
+        stamps_b = timestamp_names(root_b) if stamps_b is None else stamps_b
+        text_a = _placeholder(a.read_text(errors='replace'), root_a, stamps_a)
+        text_b = _placeholder(b.read_text(errors='replace'), root_b, stamps_b)
         if suffix == '.json':
             try:
                 yield from compare_json(_json_or_lines(text_a), _json_or_lines(text_b), rel_tol)
@@ -261,10 +268,12 @@ def compare_run_folders(a: Path, b: Path, rel_tol: float = 0.0,
     """Every difference between run folders ``a`` and ``b`` (see the module docstring);
     ``exclude``: glob patterns of relative names left out (e.g. ``data/*``)."""
     a, b = Path(a), Path(b)
-    files_a, files_b = run_files(a, exclude), run_files(b, exclude)
+    stamps_a, stamps_b = timestamp_names(a), timestamp_names(b)  # one walk of each tree
+    files_a, files_b = run_files(a, exclude, stamps_a), run_files(b, exclude, stamps_b)
     found = [Difference(name, '', 'only in ' + ('the first' if name in files_a else 'the second'))
              for name in sorted(set(files_a) ^ set(files_b))]
     for name in sorted(set(files_a) & set(files_b)):
         found += [Difference(name, where, what)
-                  for where, what in compare_file(files_a[name], files_b[name], a, b, rel_tol)]
+                  for where, what in compare_file(files_a[name], files_b[name], a, b, rel_tol,
+                                                  stamps_a, stamps_b)]
     return found

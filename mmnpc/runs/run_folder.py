@@ -31,9 +31,10 @@ from typing import Optional
 
 from data_prep.folder_lock import folder_lock
 
+from ..inference.cutoff import DEPLOYMENT_FILE  # where prediction looks for it
+
 METRICS_FILE = 'metrics.json'
 PATIENT_SCORES_FILE = 'patient_scores.csv'
-DEPLOYMENT_FILE = 'deployment.json'
 LAST_CHECKPOINT_FILE = 'last_checkpoint'  # MMEngine's CheckpointHook writes it
 BEST_CHECKPOINT_GLOB = 'best_*.pth'
 

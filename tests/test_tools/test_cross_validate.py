@@ -41,9 +41,13 @@ def make_cohort(root: Path, n_patients: int, size: int = 64, slices: int = 4) ->
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('cross_validate_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(TOOL.parent))  # tools/cross_validate.py imports _common
+    try:
+        spec = importlib.util.spec_from_file_location('cross_validate_tool', TOOL)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(TOOL.parent))
     return module
 
 
